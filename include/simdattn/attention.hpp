@@ -1,0 +1,148 @@
+// simdattn/attention.hpp — the attention mechanisms of chapter 3 of "Build a Large Language
+// Model (From Scratch)", with the book's semantics, on a reference or a fast backend.
+//
+//   simdattn::MultiHeadAttention mha(/*d_in=*/768, /*d_out=*/768, /*context_length=*/1024,
+//                                    /*dropout=*/0.0, /*num_heads=*/12, /*qkv_bias=*/true);
+//   mha.load_state_dict(simdattn::load_safetensors("mha.safetensors"));
+//   simdattn::Tensor y = mha.forward(x);   // x: [B, T, 768] or [T, 768]
+//
+// Thread safety: a constructed module's forward() is const and may be called from many threads
+// at once, each call with its own output and KV cache. load_state_dict() and init_random() must
+// not run concurrently with anything else on the same module.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "simdattn/safetensors.hpp"
+#include "simdattn/tensor.hpp"
+
+namespace simdattn {
+
+/// `reference`: naive loops accumulating in double (the oracle). `fast`: packed GEMMs and
+/// flash-style attention on the active ISA, parallel with oneTBB.
+enum class Backend { fast, reference };
+const char* backend_name(Backend backend) noexcept;  ///< "fast" or "reference"
+Backend parse_backend(const std::string& name);        ///< throws Error(invalid_argument)
+
+/// Per-call options of forward().
+struct ForwardOptions {
+  Backend backend = Backend::fast;
+  /// Training mode: dropout on the attention weights is applied (inverted dropout: kept weights
+  /// are scaled by 1/(1-p)). Inference mode (the default) never drops anything.
+  bool train = false;
+  /// Seeds the dropout mask. The mask is a pure function of (seed, batch, head, query position,
+  /// key position), so both backends, any thread count and any KV-cache split drop the same
+  /// weights.
+  std::uint64_t seed = 0;
+  /// When non-null (single-head modules only), receives the attention weights after dropout:
+  /// [B, T, T_keys], or [T, T_keys] for a rank-2 input.
+  Tensor* attn_weights = nullptr;
+};
+
+enum class SoftmaxKind { stable, naive };
+
+/// Self-attention without trainable weights (book §3.3): scores = X·Xᵀ (unscaled), softmax per
+/// row, context = weights·X. x is [T, d] or [B, T, d]; the result has x's shape.
+/// `naive` is the book's exp/sum softmax (overflows for large scores, as in the book); it is
+/// available on the reference backend only.
+Tensor simple_attention(const Tensor& x, const ForwardOptions& options = {},
+                        SoftmaxKind softmax = SoftmaxKind::stable);
+
+/// One learnable parameter: its state_dict() name and shape.
+struct ParamInfo {
+  std::string name;
+  std::vector<std::int64_t> shape;
+};
+
+namespace detail {
+class AttentionCore;
+}
+class KVCache;
+
+/// Common interface of the five trainable modules. Weights start at zero; set them with
+/// load_state_dict() (PyTorch state_dict() names and layouts) or init_random().
+class AttentionModule {
+ public:
+  virtual ~AttentionModule();
+  AttentionModule(AttentionModule&&) noexcept;
+  AttentionModule& operator=(AttentionModule&&) noexcept;
+  AttentionModule(const AttentionModule&) = delete;
+  AttentionModule& operator=(const AttentionModule&) = delete;
+
+  /// x: [B, T, d_in] or [T, d_in]. Returns [B, T, output_dim()] (or [T, output_dim()]).
+  /// Throws Error(invalid_argument) on a wrong rank or feature size, zero sizes, or
+  /// T > context_length for the causal modules.
+  Tensor forward(const Tensor& x, const ForwardOptions& options = {}) const;
+
+  /// Incremental forward through a KV cache (causal modules only): x holds the next T tokens of
+  /// each of the cache's B sequences; their K and V are appended and they attend to everything
+  /// cached. Equals the matching rows of a full forward over the whole sequence.
+  Tensor forward(const Tensor& x, KVCache& cache, const ForwardOptions& options = {}) const;
+
+  /// Strict load: every parameter must be present with its exact shape; a `mask` buffer is
+  /// ignored; any other unknown key is an error. Throws Error(invalid_argument) naming the key.
+  void load_state_dict(const TensorMap& state);
+  TensorMap state_dict() const;
+  std::vector<ParamInfo> parameters() const;
+  /// PyTorch's nn.Linear default initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), from a seed.
+  void init_random(std::uint64_t seed);
+
+  const std::string& name() const noexcept;  ///< e.g. "CausalAttention"
+  std::int64_t d_in() const noexcept;
+  std::int64_t output_dim() const noexcept;   ///< feature size of forward()'s result
+  std::int64_t num_heads() const noexcept;
+  std::int64_t head_dim() const noexcept;
+  std::int64_t context_length() const noexcept;  ///< 0 for the unmasked modules (no limit)
+  double dropout() const noexcept;
+  bool qkv_bias() const noexcept;
+  bool causal() const noexcept;
+
+  const detail::AttentionCore& core() const noexcept { return *core_; }
+
+ protected:
+  explicit AttentionModule(std::unique_ptr<detail::AttentionCore> core);
+
+ private:
+  std::unique_ptr<detail::AttentionCore> core_;
+};
+
+/// Book §3.4.1: weights stored [d_in, d_out] (x·W), keys `W_query`, `W_key`, `W_value`.
+/// Scores scaled by 1/sqrt(d_out); no mask, no dropout.
+class SelfAttentionV1 : public AttentionModule {
+ public:
+  SelfAttentionV1(std::int64_t d_in, std::int64_t d_out);
+};
+
+/// Book §3.4.2: nn.Linear layout [d_out, d_in] (x·Wᵀ), keys `W_query.weight` (+ `.bias`), ...
+class SelfAttentionV2 : public AttentionModule {
+ public:
+  SelfAttentionV2(std::int64_t d_in, std::int64_t d_out, bool qkv_bias = false);
+};
+
+/// Book §3.5.3: causal mask, scale 1/sqrt(d_out), softmax, dropout(p), weights·V.
+class CausalAttention : public AttentionModule {
+ public:
+  CausalAttention(std::int64_t d_in, std::int64_t d_out, std::int64_t context_length,
+                  double dropout, bool qkv_bias = false);
+};
+
+/// Book §3.6.1: num_heads independent CausalAttention heads (keys `heads.{i}.W_query.weight`,
+/// ...), outputs concatenated: [B, T, num_heads * d_out]. No output projection.
+class MultiHeadAttentionWrapper : public AttentionModule {
+ public:
+  MultiHeadAttentionWrapper(std::int64_t d_in, std::int64_t d_out, std::int64_t context_length,
+                            double dropout, std::int64_t num_heads, bool qkv_bias = false);
+};
+
+/// Book §3.6.2: d_out divisible by num_heads, head_dim = d_out / num_heads, per-head scale
+/// 1/sqrt(head_dim), heads concatenated then `out_proj` [d_out, d_out] with bias.
+class MultiHeadAttention : public AttentionModule {
+ public:
+  MultiHeadAttention(std::int64_t d_in, std::int64_t d_out, std::int64_t context_length,
+                     double dropout, std::int64_t num_heads, bool qkv_bias = false);
+};
+
+}  // namespace simdattn

@@ -1,0 +1,41 @@
+// simdattn/kv_cache.hpp — the key/value cache for token-by-token decoding.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+namespace simdattn {
+
+class AttentionModule;
+
+/// Keys and values of the tokens seen so far, preallocated as [B, heads, capacity, head_dim]
+/// for one causal module (CausalAttention, MultiHeadAttentionWrapper, MultiHeadAttention).
+/// Owned by the caller: one module can serve many independent caches (sequences). A cache must
+/// not be used by two forwards at once.
+class KVCache {
+ public:
+  /// capacity 0 means the module's context_length. With sliding_window, appending past the
+  /// capacity drops the oldest tokens (the most recent `capacity` stay); without it, that is an
+  /// Error(capacity).
+  KVCache(const AttentionModule& module, std::int64_t batch, std::int64_t capacity = 0,
+          bool sliding_window = false);
+  ~KVCache();
+  KVCache(KVCache&&) noexcept;
+  KVCache& operator=(KVCache&&) noexcept;
+
+  void reset() noexcept;                   ///< forget every token; keeps the storage
+  std::int64_t length() const noexcept;    ///< tokens currently held (<= capacity)
+  std::int64_t position() const noexcept;  ///< tokens appended since reset (absolute position)
+  std::int64_t capacity() const noexcept;
+  std::int64_t batch() const noexcept;
+  bool sliding_window() const noexcept;
+
+  struct Storage;
+  Storage& storage() noexcept { return *storage_; }
+  const Storage& storage() const noexcept { return *storage_; }
+
+ private:
+  std::unique_ptr<Storage> storage_;
+};
+
+}  // namespace simdattn

@@ -1,0 +1,36 @@
+// simdattn/runtime.hpp — instruction-set dispatch and thread-count control (process-wide).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace simdattn {
+
+/// Instruction sets the fast path has kernels for. `avx2` means AVX2 with FMA3.
+enum class Isa { sse2, avx2, avx512, neon };
+
+/// "sse2", "avx2", "avx512", "neon".
+const char* isa_name(Isa isa) noexcept;
+/// Inverse of isa_name; throws Error(invalid_argument) listing the accepted names.
+Isa parse_isa(const std::string& name);
+
+/// ISAs whose kernels were compiled into this build.
+std::vector<Isa> compiled_isas();
+/// ISAs compiled in *and* supported by this CPU, best first.
+std::vector<Isa> usable_isas();
+bool isa_usable(Isa isa);
+
+/// The ISA that new dispatches use. Defaults to the best usable one, or to SIMDATTN_ISA when set.
+/// Throws Error(unsupported) if SIMDATTN_ISA names an ISA that is not usable here.
+Isa active_isa();
+/// Force an ISA for the whole process. Throws Error(unsupported) if it is not usable: there is
+/// never a silent fallback. Not meant to be called while forwards run on other threads.
+void set_isa(Isa isa);
+
+/// Threads used by the library's oneTBB arena. Defaults to SIMDATTN_THREADS when set, else to
+/// the machine's concurrency. Values above the machine's concurrency are clamped to it.
+int num_threads();
+/// n >= 1 sets the count (clamped); n == 0 restores the default. Negative n throws.
+void set_num_threads(int n);
+
+}  // namespace simdattn

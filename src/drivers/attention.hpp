@@ -1,0 +1,31 @@
+// src/drivers/attention.hpp — the fast path of the attention modules: weights packed once at
+// construction, then GEMMs and flash-style attention on the dispatched kernels, tiled with oneTBB.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "common/dropout.hpp"
+#include "modules/attention_core.hpp"
+
+namespace simdattn::detail {
+
+class FastAttention {
+ public:
+  /// Packs the weights (QKV into one [3*inner, d_in] PackedMatrix, out_proj apart). Validation
+  /// is done by the caller.
+  FastAttention(const AttentionSpec& spec, const AttentionWeights& weights);
+  ~FastAttention();
+
+  /// x [B, T, d_in] -> y [B, T, output_dim]. attn_weights, when non-null (single head only),
+  /// receives [B, T, T] weights after dropout. Arguments are already validated.
+  void forward(const float* x, std::int64_t batch, std::int64_t tokens, float* y,
+               const DropoutParams& dropout, float* attn_weights) const;
+
+  struct State;
+
+ private:
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace simdattn::detail

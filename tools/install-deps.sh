@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages simdattn builds, tests and benchmarks with. Idempotent: it
+# only calls apt-get when something is missing. Runs as root, or through sudo when available.
+#   tools/install-deps.sh           build + tests + benchmarks (+ OpenBLAS/oneDNN peers, clang for fuzzing)
+#   tools/install-deps.sh --torch   also python3-torch, for regenerating golden data and PyTorch benchmarks
+set -euo pipefail
+
+packages=(build-essential cmake pkg-config libxsimd-dev xtl-dev libtbb-dev libgtest-dev
+          libbenchmark-dev nlohmann-json3-dev libopenblas-dev libdnnl-dev clang libclang-rt-14-dev)
+for arg in "$@"; do
+  case "$arg" in
+    --torch) packages+=(python3-torch python3-numpy) ;;
+    *) echo "install-deps.sh: unknown option '$arg' (expected --torch)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps.sh: installing ${missing[*]}" >&2
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps.sh: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+  sudo=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -q
+"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -4,6 +4,7 @@
 #include "simdattn/attention.hpp"
 #include "simdattn/error.hpp"
 #include "simdattn/gemm.hpp"
+#include "simdattn/gpt2.hpp"
 #include "simdattn/kv_cache.hpp"
 #include "simdattn/reference.hpp"
 #include "simdattn/runtime.hpp"

@@ -16,4 +16,9 @@ void FastAttention::forward(const float*, std::int64_t, std::int64_t, float*,
   throw Error(ErrorCode::unsupported, "fast backend: not implemented yet");
 }
 
+void simple_attention_fast(const float*, std::int64_t, std::int64_t, std::int64_t, float*,
+                           float*) {
+  throw Error(ErrorCode::unsupported, "fast backend: not implemented yet");
+}
+
 }  // namespace simdattn::detail

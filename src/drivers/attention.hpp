@@ -28,4 +28,9 @@ class FastAttention {
   std::unique_ptr<State> state_;
 };
 
+/// Self-attention without weights (book §3.3) on the fast path: x [B, T, d] -> y [B, T, d];
+/// scores unscaled and unmasked, stable softmax. attn_weights (nullable) receives [B, T, T].
+void simple_attention_fast(const float* x, std::int64_t batch, std::int64_t tokens,
+                           std::int64_t dim, float* y, float* attn_weights);
+
 }  // namespace simdattn::detail

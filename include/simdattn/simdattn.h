@@ -1,0 +1,84 @@
+/* simdattn/simdattn.h — the C API: MultiHeadAttention from safetensors weights (book names or
+ * one GPT-2 layer), forward, and KV-cache prefill/decode, for programs in other languages.
+ *
+ * Every function returns a simdattn_status; on failure, simdattn_last_error() returns a
+ * message for the calling thread (valid until that thread's next call). No C++ exception
+ * crosses this boundary. Thread safety as in C++: simdattn_mha_forward* may run concurrently on
+ * one module, each call with its own output and cache; a cache serves one call at a time.
+ *
+ *   simdattn_mha* mha = NULL;
+ *   if (simdattn_mha_create_gpt2("model.safetensors", 0, 12, 1024, &mha) != SIMDATTN_OK) {
+ *     fprintf(stderr, "%s\n", simdattn_last_error());
+ *     return 1;
+ *   }
+ *   simdattn_mha_forward(mha, x, 1, T, y);   // x [1, T, d], y [1, T, d]
+ *   simdattn_mha_destroy(mha);
+ */
+#ifndef SIMDATTN_SIMDATTN_H
+#define SIMDATTN_SIMDATTN_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum simdattn_status {
+  SIMDATTN_OK = 0,
+  SIMDATTN_ERROR_INVALID_ARGUMENT = 1, /* a size, shape, pointer or option out of range */
+  SIMDATTN_ERROR_IO = 2,               /* a file could not be read or written */
+  SIMDATTN_ERROR_FORMAT = 3,           /* a malformed safetensors file */
+  SIMDATTN_ERROR_UNSUPPORTED = 4,      /* an ISA not usable on this CPU */
+  SIMDATTN_ERROR_CAPACITY = 5,         /* a KV cache is full */
+  SIMDATTN_ERROR_INTERNAL = 6          /* out of memory or an unexpected failure */
+} simdattn_status;
+
+typedef struct simdattn_mha simdattn_mha;
+typedef struct simdattn_kv_cache simdattn_kv_cache;
+
+/* Message of the calling thread's last failure ("" if none). */
+const char* simdattn_last_error(void);
+/* "sse2", "avx2", "avx512" or "neon": forces that ISA process-wide (SIMDATTN_ERROR_UNSUPPORTED
+ * if it is not usable here). */
+simdattn_status simdattn_set_isa(const char* isa);
+/* n >= 1 threads (clamped to the machine), 0 restores the default. */
+simdattn_status simdattn_set_num_threads(int n);
+
+/* MultiHeadAttention(d_in, d_out, context_length, dropout=0, num_heads, qkv_bias), weights
+ * loaded from a safetensors file with the book's state_dict() names. */
+simdattn_status simdattn_mha_create(const char* weights_path, int64_t d_in, int64_t d_out,
+                                    int64_t context_length, int64_t num_heads, int qkv_bias,
+                                    simdattn_mha** out);
+/* Layer `layer` of a Hugging Face GPT-2 safetensors checkpoint (d inferred). */
+simdattn_status simdattn_mha_create_gpt2(const char* checkpoint_path, int64_t layer,
+                                         int64_t num_heads, int64_t context_length,
+                                         simdattn_mha** out);
+void simdattn_mha_destroy(simdattn_mha* mha);
+/* Feature sizes: input d_in and output d_out. */
+int64_t simdattn_mha_d_in(const simdattn_mha* mha);
+int64_t simdattn_mha_d_out(const simdattn_mha* mha);
+
+/* y[batch, tokens, d_out] = MHA(x[batch, tokens, d_in]) in inference mode. */
+simdattn_status simdattn_mha_forward(const simdattn_mha* mha, const float* x, int64_t batch,
+                                     int64_t tokens, float* y);
+
+/* A cache for `batch` sequences of up to `capacity` tokens (0: the context length). With
+ * sliding_window != 0 the oldest tokens are dropped instead of failing when it is full. */
+simdattn_status simdattn_kv_cache_create(const simdattn_mha* mha, int64_t batch,
+                                         int64_t capacity, int sliding_window,
+                                         simdattn_kv_cache** out);
+void simdattn_kv_cache_destroy(simdattn_kv_cache* cache);
+void simdattn_kv_cache_reset(simdattn_kv_cache* cache);
+int64_t simdattn_kv_cache_length(const simdattn_kv_cache* cache);
+
+/* Appends `tokens` new tokens per sequence (a prompt for prefill, 1 for a decode step) and
+ * writes their outputs: x [batch, tokens, d_in] -> y [batch, tokens, d_out]. */
+simdattn_status simdattn_mha_forward_cached(const simdattn_mha* mha, simdattn_kv_cache* cache,
+                                            const float* x, int64_t batch, int64_t tokens,
+                                            float* y);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SIMDATTN_SIMDATTN_H */

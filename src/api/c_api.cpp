@@ -1,0 +1,180 @@
+// src/api/c_api.cpp — the extern "C" layer: translates simdattn::Error into status codes and a
+// thread-local message. Nothing thrown below escapes it.
+#include "simdattn/simdattn.h"
+
+#include <cstring>
+#include <exception>
+#include <new>
+#include <string>
+
+#include "simdattn/simdattn.hpp"
+
+struct simdattn_mha {
+  simdattn::MultiHeadAttention module;
+};
+
+struct simdattn_kv_cache {
+  simdattn::KVCache cache;
+};
+
+namespace {
+
+thread_local std::string g_last_error;
+
+simdattn_status status_of(simdattn::ErrorCode code) {
+  switch (code) {
+    case simdattn::ErrorCode::invalid_argument: return SIMDATTN_ERROR_INVALID_ARGUMENT;
+    case simdattn::ErrorCode::io: return SIMDATTN_ERROR_IO;
+    case simdattn::ErrorCode::format: return SIMDATTN_ERROR_FORMAT;
+    case simdattn::ErrorCode::unsupported: return SIMDATTN_ERROR_UNSUPPORTED;
+    case simdattn::ErrorCode::capacity: return SIMDATTN_ERROR_CAPACITY;
+  }
+  return SIMDATTN_ERROR_INTERNAL;
+}
+
+// Runs fn, mapping every exception onto a status and the thread's last-error message.
+template <class Fn>
+simdattn_status guarded(Fn&& fn) noexcept {
+  try {
+    fn();
+    g_last_error.clear();
+    return SIMDATTN_OK;
+  } catch (const simdattn::Error& e) {
+    g_last_error = e.what();
+    return status_of(e.code());
+  } catch (const std::bad_alloc&) {
+    g_last_error = "out of memory";
+    return SIMDATTN_ERROR_INTERNAL;
+  } catch (const std::exception& e) {
+    g_last_error = e.what();
+    return SIMDATTN_ERROR_INTERNAL;
+  } catch (...) {
+    g_last_error = "unknown error";
+    return SIMDATTN_ERROR_INTERNAL;
+  }
+}
+
+void require(bool ok, const char* message) {
+  if (!ok) throw simdattn::Error(simdattn::ErrorCode::invalid_argument, message);
+}
+
+simdattn::Tensor input_tensor(const simdattn_mha* mha, const float* x, int64_t batch,
+                              int64_t tokens) {
+  require(x != nullptr, "simdattn_mha_forward: x must not be null");
+  require(batch >= 1 && tokens >= 1, "simdattn_mha_forward: batch and tokens must be >= 1");
+  const std::vector<std::int64_t> shape{batch, tokens, mha->module.d_in()};
+  const std::int64_t n = simdattn::checked_numel(shape, "simdattn_mha_forward: x");
+  return simdattn::Tensor(shape, std::vector<float>(x, x + n));
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* simdattn_last_error(void) { return g_last_error.c_str(); }
+
+simdattn_status simdattn_set_isa(const char* isa) {
+  return guarded([&] {
+    require(isa != nullptr, "simdattn_set_isa: isa must not be null");
+    simdattn::set_isa(simdattn::parse_isa(isa));
+  });
+}
+
+simdattn_status simdattn_set_num_threads(int n) {
+  return guarded([&] { simdattn::set_num_threads(n); });
+}
+
+simdattn_status simdattn_mha_create(const char* weights_path, int64_t d_in, int64_t d_out,
+                                    int64_t context_length, int64_t num_heads, int qkv_bias,
+                                    simdattn_mha** out) {
+  return guarded([&] {
+    require(out != nullptr, "simdattn_mha_create: out must not be null");
+    *out = nullptr;
+    require(weights_path != nullptr, "simdattn_mha_create: weights_path must not be null");
+    auto* mha = new simdattn_mha{simdattn::MultiHeadAttention(d_in, d_out, context_length, 0.0,
+                                                              num_heads, qkv_bias != 0)};
+    try {
+      mha->module.load_state_dict(simdattn::load_safetensors(weights_path));
+    } catch (...) {
+      delete mha;
+      throw;
+    }
+    *out = mha;
+  });
+}
+
+simdattn_status simdattn_mha_create_gpt2(const char* checkpoint_path, int64_t layer,
+                                         int64_t num_heads, int64_t context_length,
+                                         simdattn_mha** out) {
+  return guarded([&] {
+    require(out != nullptr, "simdattn_mha_create_gpt2: out must not be null");
+    *out = nullptr;
+    require(checkpoint_path != nullptr,
+            "simdattn_mha_create_gpt2: checkpoint_path must not be null");
+    const simdattn::TensorMap checkpoint = simdattn::load_safetensors(checkpoint_path);
+    const std::int64_t d = simdattn::gpt2_model_dim(checkpoint, layer);
+    auto* mha = new simdattn_mha{
+        simdattn::MultiHeadAttention(d, d, context_length, 0.0, num_heads, true)};
+    try {
+      mha->module.load_state_dict(simdattn::gpt2_attention_state_dict(checkpoint, layer));
+    } catch (...) {
+      delete mha;
+      throw;
+    }
+    *out = mha;
+  });
+}
+
+void simdattn_mha_destroy(simdattn_mha* mha) { delete mha; }
+
+int64_t simdattn_mha_d_in(const simdattn_mha* mha) { return mha ? mha->module.d_in() : 0; }
+int64_t simdattn_mha_d_out(const simdattn_mha* mha) {
+  return mha ? mha->module.output_dim() : 0;
+}
+
+simdattn_status simdattn_mha_forward(const simdattn_mha* mha, const float* x, int64_t batch,
+                                     int64_t tokens, float* y) {
+  return guarded([&] {
+    require(mha != nullptr, "simdattn_mha_forward: mha must not be null");
+    require(y != nullptr, "simdattn_mha_forward: y must not be null");
+    const simdattn::Tensor out = mha->module.forward(input_tensor(mha, x, batch, tokens));
+    std::memcpy(y, out.data(), sizeof(float) * static_cast<std::size_t>(out.numel()));
+  });
+}
+
+simdattn_status simdattn_kv_cache_create(const simdattn_mha* mha, int64_t batch,
+                                         int64_t capacity, int sliding_window,
+                                         simdattn_kv_cache** out) {
+  return guarded([&] {
+    require(out != nullptr, "simdattn_kv_cache_create: out must not be null");
+    *out = nullptr;
+    require(mha != nullptr, "simdattn_kv_cache_create: mha must not be null");
+    *out = new simdattn_kv_cache{
+        simdattn::KVCache(mha->module, batch, capacity, sliding_window != 0)};
+  });
+}
+
+void simdattn_kv_cache_destroy(simdattn_kv_cache* cache) { delete cache; }
+
+void simdattn_kv_cache_reset(simdattn_kv_cache* cache) {
+  if (cache) cache->cache.reset();
+}
+
+int64_t simdattn_kv_cache_length(const simdattn_kv_cache* cache) {
+  return cache ? cache->cache.length() : 0;
+}
+
+simdattn_status simdattn_mha_forward_cached(const simdattn_mha* mha, simdattn_kv_cache* cache,
+                                            const float* x, int64_t batch, int64_t tokens,
+                                            float* y) {
+  return guarded([&] {
+    require(mha != nullptr, "simdattn_mha_forward_cached: mha must not be null");
+    require(cache != nullptr, "simdattn_mha_forward_cached: cache must not be null");
+    require(y != nullptr, "simdattn_mha_forward_cached: y must not be null");
+    const simdattn::Tensor out =
+        mha->module.forward(input_tensor(mha, x, batch, tokens), cache->cache);
+    std::memcpy(y, out.data(), sizeof(float) * static_cast<std::size_t>(out.numel()));
+  });
+}
+
+}  // extern "C"

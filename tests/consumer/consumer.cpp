@@ -1,0 +1,28 @@
+// Embeds simdattn through its umbrella header: a MultiHeadAttention forward, then the same
+// tokens through a KV cache, one at a time; exits non-zero if they disagree.
+#include <simdattn/simdattn.hpp>
+
+#include <cmath>
+#include <cstdio>
+
+int main() {
+  const std::int64_t d = 32, heads = 4, tokens = 9;
+  simdattn::MultiHeadAttention mha(d, d, /*context_length=*/16, /*dropout=*/0.0, heads, true);
+  mha.init_random(7);
+  simdattn::Tensor x({1, tokens, d});
+  for (std::int64_t i = 0; i < x.numel(); ++i) x[i] = std::sin(0.37 * static_cast<double>(i));
+  const simdattn::Tensor full = mha.forward(x);
+
+  simdattn::KVCache cache(mha, /*batch=*/1);
+  double max_diff = 0.0;
+  for (std::int64_t t = 0; t < tokens; ++t) {
+    simdattn::Tensor step({1, 1, d});
+    for (std::int64_t j = 0; j < d; ++j) step[j] = x[t * d + j];
+    const simdattn::Tensor y = mha.forward(step, cache);
+    for (std::int64_t j = 0; j < d; ++j)
+      max_diff = std::fmax(max_diff, std::fabs(y[j] - full[t * d + j]));
+  }
+  std::printf("consumer_cpp: isa %s, max |full - cached| = %.3g\n",
+              simdattn::isa_name(simdattn::active_isa()), max_diff);
+  return max_diff <= 1e-4 ? 0 : 1;
+}

@@ -16,9 +16,9 @@ namespace simdattn::detail {
 struct DropoutParams {
   double p = 0.0;          ///< drop probability, in [0, 1)
   std::uint64_t seed = 0;  ///< mask seed
-  bool active() const noexcept { return p > 0.0; }
+  constexpr bool active() const noexcept { return p > 0.0; }
   /// Factor applied to kept weights (inverted dropout).
-  double keep_scale() const noexcept { return 1.0 / (1.0 - p); }
+  constexpr double keep_scale() const noexcept { return 1.0 / (1.0 - p); }
 };
 
 /// splitmix64's finaliser: a bijective 64-bit mixer with full avalanche.

@@ -1,0 +1,79 @@
+// src/modules/kv_cache.cpp — KVCache: preallocation, validation, sliding-window eviction.
+#include <algorithm>
+#include <cstring>
+
+#include "common/validate.hpp"
+#include "modules/attention_core.hpp"
+#include "modules/kv_cache_storage.hpp"
+#include "simdattn/attention.hpp"
+
+namespace simdattn {
+
+KVCache::KVCache(const AttentionModule& module, std::int64_t batch, std::int64_t capacity,
+                 bool sliding_window)
+    : storage_(std::make_unique<Storage>()) {
+  const char* who = "KVCache";
+  const detail::AttentionSpec& spec = module.core().spec();
+  if (!spec.causal)
+    detail::fail_arg(who, ": module ", spec.module_name,
+                     " is not causal; only CausalAttention, MultiHeadAttentionWrapper and "
+                     "MultiHeadAttention decode through a cache");
+  detail::require_positive(who, "batch", batch);
+  if (capacity < 0) detail::fail_arg(who, ": capacity (", capacity, ") must be >= 0");
+  if (capacity == 0) capacity = spec.context_length;
+  std::int64_t n = detail::checked_mul(who, "batch * heads", batch, spec.num_heads);
+  n = detail::checked_mul(who, "batch * heads * capacity", n, capacity);
+  n = detail::checked_mul(who, "batch * heads * capacity * head_dim", n, spec.head_dim);
+  if (static_cast<std::uint64_t>(n) > (std::uint64_t{1} << 40))
+    detail::fail_arg(who, ": batch * heads * capacity * head_dim (", n,
+                     ") floats is too large to preallocate");
+  Storage& s = *storage_;
+  s.owner = &module.core();
+  s.batch = batch;
+  s.heads = spec.num_heads;
+  s.head_dim = spec.head_dim;
+  s.capacity = capacity;
+  s.sliding = sliding_window;
+  s.k.assign(static_cast<std::size_t>(n), 0.0f);
+  s.v.assign(static_cast<std::size_t>(n), 0.0f);
+}
+
+KVCache::~KVCache() = default;
+KVCache::KVCache(KVCache&&) noexcept = default;
+KVCache& KVCache::operator=(KVCache&&) noexcept = default;
+
+void KVCache::reset() noexcept {
+  if (!storage_) return;
+  storage_->length = 0;
+  storage_->position = 0;
+}
+std::int64_t KVCache::length() const noexcept { return storage_ ? storage_->length : 0; }
+std::int64_t KVCache::position() const noexcept { return storage_ ? storage_->position : 0; }
+std::int64_t KVCache::capacity() const noexcept { return storage_ ? storage_->capacity : 0; }
+std::int64_t KVCache::batch() const noexcept { return storage_ ? storage_->batch : 0; }
+bool KVCache::sliding_window() const noexcept { return storage_ && storage_->sliding; }
+
+void KVCache::Storage::make_room(std::int64_t tokens) {
+  const char* who = "KVCache";
+  if (length + tokens <= capacity) return;
+  if (!sliding)
+    detail::fail(ErrorCode::capacity, who, ": appending ", tokens, " token(s) to the ", length,
+                 " held would exceed capacity (", capacity,
+                 "); reset() the cache, give it a larger capacity, or enable sliding_window");
+  if (tokens > capacity)
+    detail::fail(ErrorCode::capacity, who, ": a sliding-window cache of capacity (", capacity,
+                 ") cannot take ", tokens, " tokens in one call");
+  // Keep the most recent capacity - tokens tokens; move them to the front of every (b, h).
+  const std::int64_t keep = capacity - tokens;
+  const std::int64_t drop = length - keep;
+  for (std::int64_t b = 0; b < batch; ++b)
+    for (std::int64_t h = 0; h < heads; ++h) {
+      const auto bytes = static_cast<std::size_t>(keep * head_dim) * sizeof(float);
+      if (bytes == 0) continue;
+      std::memmove(k_at(b, h, 0), k_at(b, h, drop), bytes);
+      std::memmove(v_at(b, h, 0), v_at(b, h, drop), bytes);
+    }
+  length = keep;
+}
+
+}  // namespace simdattn

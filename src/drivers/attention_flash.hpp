@@ -1,0 +1,42 @@
+// src/drivers/attention_flash.hpp — the flash-attention driver: query blocks x key blocks on
+// the dispatched kernels, oneTBB over (batch, head, query-block pair), thread-local workspace.
+// Used by FastAttention, simple_attention_fast and (through the same problem description)
+// anything that holds Q, K and V as rows at some stride, such as a KV cache.
+#pragma once
+
+#include <cstdint>
+
+#include "common/dropout.hpp"
+
+namespace simdattn::detail {
+
+/// softmax(scale Q Kᵀ [+ causal mask]) V for batch x heads independent problems, never
+/// materialising the q_len x kv_len matrix. Row t of head h of batch b of Q is the head_dim
+/// floats at q + b*q_batch_stride + h*q_head_stride + t*q_row_stride (likewise K, V, out), so
+/// a [B*T, 3*inner] QKV GEMM output is read in place as [B, H, T, hd].
+struct FlashProblem {
+  std::int64_t batch = 1, heads = 1, q_len = 0, kv_len = 0, head_dim = 0;
+  const float* q = nullptr;
+  std::int64_t q_batch_stride = 0, q_head_stride = 0, q_row_stride = 0;
+  const float* k = nullptr;
+  std::int64_t k_batch_stride = 0, k_head_stride = 0, k_row_stride = 0;
+  const float* v = nullptr;
+  std::int64_t v_batch_stride = 0, v_head_stride = 0, v_row_stride = 0;
+  float* out = nullptr;
+  std::int64_t out_batch_stride = 0, out_head_stride = 0, out_row_stride = 0;
+  float scale = 1.0f;
+  bool causal = false;
+  /// Absolute positions: query t is at q_offset + t, key j at k_offset + j. The causal mask
+  /// hides key positions greater than the query's; the dropout mask is drawn at (b, h, query
+  /// position, key position).
+  std::int64_t q_offset = 0, k_offset = 0;
+  DropoutParams dropout;
+};
+
+/// Runs on the active ISA with num_threads() threads; bitwise identical for any thread count.
+/// NaN and Inf propagate as in the reference, which multiplies every weight, masked (zero) ones
+/// included, with its value row: a non-finite V[j][c] makes column c NaN for every query that
+/// cannot see key j.
+void flash_attention(const FlashProblem& problem);
+
+}  // namespace simdattn::detail

@@ -1,24 +1,188 @@
-// src/drivers/attention.cpp — PLACEHOLDER until the fast attention driver lands.
+// src/drivers/attention.cpp — the fast path of the attention modules: weights packed once at
+// construction, then per forward one QKV GEMM, flash attention, one out_proj GEMM.
+//
+// Layout choice: the QKV GEMM writes its natural [B*T, 3*inner] output (Q | K | V, heads side
+// by side) and the attention kernels read it in place as [B, H, T, head_dim] with strides
+// (T*3*inner, head_dim, 3*inner, 1). Each head row is head_dim contiguous floats, which is all
+// the kernels need (they broadcast K and V from rows and pack each query block once), so a
+// physically head-major copy would be a transpose pass that buys nothing; writing head-major
+// straight from the GEMM would need one GEMM per head slice (B*H*3 small products and a packed
+// weight per head) instead of one large, well-parallelised product.
 #include "drivers/attention.hpp"
 
-#include "simdattn/error.hpp"
+#include <cmath>
+#include <cstdlib>
+#include <new>
+#include <vector>
+
+#include "common/validate.hpp"
+#include "drivers/attention_flash.hpp"
+#include "drivers/parallel.hpp"
+#include "drivers/softmax.hpp"
+#include "simdattn/gemm.hpp"
 
 namespace simdattn::detail {
+namespace {
 
-struct FastAttention::State {};
+/// Activation scratch (QKV and the context) of the calling thread: grow-only and reused, so
+/// repeated forwards neither allocate nor page-fault fresh memory.
+class ForwardScratch {
+ public:
+  ~ForwardScratch() { std::free(data_); }
+  float* get(std::int64_t n) {
+    if (n > capacity_) {
+      std::free(data_);
+      data_ = nullptr;
+      capacity_ = 0;
+      const std::int64_t rounded = (n + 15) / 16 * 16;
+      data_ = static_cast<float*>(
+          std::aligned_alloc(64, static_cast<std::size_t>(rounded) * sizeof(float)));
+      if (data_ == nullptr) throw std::bad_alloc();
+      capacity_ = rounded;
+    }
+    return data_;
+  }
 
-FastAttention::FastAttention(const AttentionSpec&, const AttentionWeights&)
-    : state_(std::make_unique<State>()) {}
-FastAttention::~FastAttention() = default;
+ private:
+  float* data_ = nullptr;
+  std::int64_t capacity_ = 0;
+};
 
-void FastAttention::forward(const float*, std::int64_t, std::int64_t, float*,
-                            const DropoutParams&, float*) const {
-  throw Error(ErrorCode::unsupported, "fast backend: not implemented yet");
+float* forward_scratch(std::int64_t n) {
+  thread_local ForwardScratch scratch;
+  return scratch.get(n);
 }
 
-void simple_attention_fast(const float*, std::int64_t, std::int64_t, std::int64_t, float*,
-                           float*) {
-  throw Error(ErrorCode::unsupported, "fast backend: not implemented yet");
+/// The materialising path, only when attention weights are asked for (single head):
+/// W = causal_softmax(scale Q Kᵀ) with dropout, context = W V, one batch at a time.
+void attention_with_weights(const float* q, const float* k, const float* v, std::int64_t ld_qkv,
+                            std::int64_t batch_stride, std::int64_t batch, std::int64_t tokens,
+                            std::int64_t hd, float scale, bool causal,
+                            const DropoutParams& dropout, float* weights, float* ctx,
+                            std::int64_t ld_ctx, std::int64_t ctx_batch_stride) {
+  const float keep_scale = static_cast<float>(dropout.keep_scale());
+  for (std::int64_t b = 0; b < batch; ++b) {
+    float* w = weights + b * tokens * tokens;
+    const float* qb = q + b * batch_stride;
+    sgemm(Transpose::yes, tokens, tokens, hd, scale, qb, ld_qkv, k + b * batch_stride, ld_qkv,
+          0.0f, w, tokens);
+    causal_softmax_fast(w, tokens, tokens, tokens, 1.0f, 0, causal);
+    if (dropout.active())
+      parallel_for_blocks(tokens, [&](std::int64_t i) {
+        float* row = w + i * tokens;
+        for (std::int64_t j = 0; j < tokens; ++j)
+          row[j] = dropout_keep(dropout, static_cast<std::uint64_t>(b), 0,
+                                static_cast<std::uint64_t>(i), static_cast<std::uint64_t>(j))
+                       ? row[j] * keep_scale
+                       : 0.0f;
+      });
+    sgemm(Transpose::no, tokens, hd, tokens, 1.0f, w, tokens, v + b * batch_stride, ld_qkv, 0.0f,
+          ctx + b * ctx_batch_stride, ld_ctx);
+  }
+}
+
+}  // namespace
+
+struct FastAttention::State {
+  AttentionSpec spec;
+  PackedMatrix wqkv;          ///< op(B) = [Wq; Wk; Wv]ᵀ: d_in x 3*inner
+  std::vector<float> bqkv;    ///< [bq | bk | bv], empty without qkv_bias
+  PackedMatrix wo;            ///< op(B) = Woᵀ: inner x inner, empty without out_proj
+  std::vector<float> bo;
+};
+
+FastAttention::FastAttention(const AttentionSpec& spec, const AttentionWeights& weights)
+    : state_(std::make_unique<State>()) {
+  State& st = *state_;
+  st.spec = spec;
+  const std::int64_t inner = spec.inner_dim(), d_in = spec.d_in;
+  const auto block = static_cast<std::size_t>(inner * d_in);
+  // Rows [0, inner) Wq, then Wk, then Wv: one [3*inner, d_in] nn.Linear-layout matrix.
+  std::vector<float> wqkv(3 * block);
+  std::copy(weights.wq.begin(), weights.wq.end(), wqkv.begin());
+  std::copy(weights.wk.begin(), weights.wk.end(), wqkv.begin() + static_cast<std::ptrdiff_t>(block));
+  std::copy(weights.wv.begin(), weights.wv.end(), wqkv.begin() + static_cast<std::ptrdiff_t>(2 * block));
+  st.wqkv = PackedMatrix(wqkv.data(), d_in, Transpose::yes, d_in, 3 * inner);
+  if (spec.qkv_bias) {
+    st.bqkv.reserve(static_cast<std::size_t>(3 * inner));
+    st.bqkv.insert(st.bqkv.end(), weights.bq.begin(), weights.bq.end());
+    st.bqkv.insert(st.bqkv.end(), weights.bk.begin(), weights.bk.end());
+    st.bqkv.insert(st.bqkv.end(), weights.bv.begin(), weights.bv.end());
+  }
+  if (spec.out_proj) {
+    st.wo = PackedMatrix(weights.wo.data(), inner, Transpose::yes, inner, inner);
+    st.bo = weights.bo;
+  }
+}
+
+FastAttention::~FastAttention() = default;
+
+void FastAttention::forward(const float* x, std::int64_t batch, std::int64_t tokens, float* y,
+                            const DropoutParams& dropout, float* attn_weights) const {
+  const State& st = *state_;
+  const AttentionSpec& spec = st.spec;
+  const std::int64_t inner = spec.inner_dim(), hd = spec.head_dim, n3 = 3 * inner;
+  const std::int64_t m = batch * tokens;
+  if (attn_weights != nullptr && spec.num_heads != 1)
+    fail_arg(spec.module_name, ": attention weights are only available for a single head (",
+             "num_heads is ", spec.num_heads, ")");
+
+  float* qkv = forward_scratch(m * n3 + (spec.out_proj ? m * inner : 0));
+  float* ctx = spec.out_proj ? qkv + m * n3 : y;  // without out_proj the context is the output
+  sgemm_packed(m, 1.0f, x, spec.d_in, st.wqkv, 0.0f, qkv, n3,
+               st.bqkv.empty() ? nullptr : st.bqkv.data());
+
+  // Book: scores / sqrt(keys.shape[-1]), keys.shape[-1] being the width of one head.
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  if (attn_weights != nullptr) {
+    attention_with_weights(qkv, qkv + inner, qkv + 2 * inner, n3, tokens * n3, batch, tokens, hd,
+                           scale, spec.causal, dropout, attn_weights, ctx, inner,
+                           tokens * inner);
+  } else {
+    FlashProblem p;
+    p.batch = batch;
+    p.heads = spec.num_heads;
+    p.q_len = p.kv_len = tokens;
+    p.head_dim = hd;
+    p.q = qkv;
+    p.k = qkv + inner;
+    p.v = qkv + 2 * inner;
+    p.q_batch_stride = p.k_batch_stride = p.v_batch_stride = tokens * n3;
+    p.q_head_stride = p.k_head_stride = p.v_head_stride = hd;
+    p.q_row_stride = p.k_row_stride = p.v_row_stride = n3;
+    p.out = ctx;
+    p.out_batch_stride = tokens * inner;
+    p.out_head_stride = hd;
+    p.out_row_stride = inner;
+    p.scale = scale;
+    p.causal = spec.causal;
+    p.dropout = dropout;
+    flash_attention(p);
+  }
+  if (spec.out_proj)
+    sgemm_packed(m, 1.0f, ctx, inner, st.wo, 0.0f, y, inner, st.bo.data());
+}
+
+void simple_attention_fast(const float* x, std::int64_t batch, std::int64_t tokens,
+                           std::int64_t dim, float* y, float* attn_weights) {
+  if (attn_weights != nullptr) {
+    attention_with_weights(x, x, x, dim, tokens * dim, batch, tokens, dim, 1.0f, false,
+                           DropoutParams{}, attn_weights, y, dim, tokens * dim);
+    return;
+  }
+  FlashProblem p;
+  p.batch = batch;
+  p.heads = 1;
+  p.q_len = p.kv_len = tokens;
+  p.head_dim = dim;
+  p.q = p.k = p.v = x;
+  p.q_batch_stride = p.k_batch_stride = p.v_batch_stride = tokens * dim;
+  p.q_row_stride = p.k_row_stride = p.v_row_stride = dim;
+  p.out = y;
+  p.out_batch_stride = tokens * dim;
+  p.out_row_stride = dim;
+  p.scale = 1.0f;  // book §3.3: unscaled scores
+  flash_attention(p);
 }
 
 }  // namespace simdattn::detail

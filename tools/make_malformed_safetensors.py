@@ -93,7 +93,8 @@ MALFORMED = [
     ("shape_nested_array", file_bytes({"w": entry(shape=([2],))}, DATA8), "field 'shape' entry 0 must be an integer, not array"),
     ("shape_deeply_nested", file_bytes('{"w": {"dtype": "F32", "data_offsets": [0, 8], "shape": '
                                        + "[" * 5000 + "]" * 5000 + "}}", DATA8),
-     "field 'shape' entry 0 must be an integer, not array"),
+     "header nests JSON deeper than 64 levels"),
+    ("header_deeply_nested_objects", file_bytes('{"a":' * 65 + "1" + "}" * 65), "header nests JSON deeper than 64 levels"),
     ("shape_extent_u64_max", file_bytes({"w": entry(shape=(U64_MAX,))}, DATA8), "shape extent 0 (18446744073709551615) is too large"),
     ("shape_product_overflow", file_bytes({"w": entry(shape=(2**32, 2**32))}, DATA8), "overflows"),
     ("shape_product_overflow_before_zero", file_bytes({"w": entry(shape=(2**62, 2**62, 0), offsets=(0, 0))}), "overflows"),

@@ -38,6 +38,9 @@ using json = nlohmann::json;
 // tens of kilobytes, and the cap keeps a forged length from making us allocate gigabytes.
 constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
 constexpr std::uint64_t kLengthPrefixBytes = 8;
+// A valid header nests 3 levels ({name: {shape: [..]}}); the cap stops a header of a million
+// brackets from costing a million parser states.
+constexpr int kMaxJsonDepth = 64;
 
 enum class DType { f32, f16, bf16 };
 
@@ -113,16 +116,25 @@ json parse_json_header(const unsigned char* text, std::size_t size, const Report
     std::string name;  // the key this object is the value of ("" for the root)
     std::set<std::string> seen;
   };
+  struct TooDeep {};
   std::vector<Level> levels;
   std::string last_key;
   std::string duplicate;  // message for the first duplicate found
+  int depth = 0;
   auto callback = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
     switch (event) {
       case json::parse_event_t::object_start:
         levels.push_back(Level{levels.empty() ? std::string() : last_key, {}});
+        [[fallthrough]];
+      case json::parse_event_t::array_start:
+        if (++depth > kMaxJsonDepth) throw TooDeep{};
         break;
       case json::parse_event_t::object_end:
         if (!levels.empty()) levels.pop_back();
+        --depth;
+        break;
+      case json::parse_event_t::array_end:
+        --depth;
         break;
       case json::parse_event_t::key:
         if (parsed.is_string() && !levels.empty()) {
@@ -150,6 +162,8 @@ json parse_json_header(const unsigned char* text, std::size_t size, const Report
     root = json::parse(text, text + size, callback);
   } catch (const json::exception& e) {
     report.fail("header is not valid JSON: ", e.what());
+  } catch (const TooDeep&) {
+    report.fail("header nests JSON deeper than ", kMaxJsonDepth, " levels");
   }
   if (!duplicate.empty()) report.fail(duplicate);
   if (!root.is_object()) report.fail("header must be a JSON object, not ", root.type_name());
@@ -170,7 +184,9 @@ DType parse_dtype(const std::string& name, const json& value, const Reporter& re
 std::uint64_t parse_count(const std::string& name, const char* field, std::size_t index,
                           const json& value, const Reporter& report) {
   if (value.is_number_unsigned()) return value.get<std::uint64_t>();
-  if (value.is_number_integer())  // signed, hence negative (nlohmann stores >= 0 as unsigned)
+  // nlohmann stores non-negative literals as unsigned; a signed one is negative or "-0".
+  if (value.is_number_integer() && value.get<std::int64_t>() == 0) return 0;
+  if (value.is_number_integer())
     report.fail_tensor(name, "field '", field, "' entry ", index, " (", brief(value),
                        ") must be >= 0");
   report.fail_tensor(name, "field '", field, "' entry ", index, " must be an integer, not ",

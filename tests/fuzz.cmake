@@ -1,0 +1,15 @@
+# tests/fuzz.cmake — ctest smoke runs of the libFuzzer targets (included by tests/CMakeLists.txt).
+# The fuzzers need clang, and the main build may be gcc, so each test builds tests/fuzz/ as a
+# separate clang project under <build>/fuzz-clang (incrementally) and then fuzzes for a few
+# seconds. Without a clang++ that links -fsanitize=fuzzer the tests report "skipped" (code 77).
+# A second fuzzer adds one add_test() here calling the script with its own name; the resource
+# lock keeps two tests from configuring the shared clang build at the same time.
+find_program(SIMDATTN_BASH bash)
+if(SIMDATTN_BASH)
+  set(SIMDATTN_FUZZ_BUILD_DIR ${CMAKE_CURRENT_BINARY_DIR}/fuzz-clang)
+  add_test(NAME fuzz_safetensors_smoke
+           COMMAND ${SIMDATTN_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/run_fuzz_smoke.sh
+                   ${SIMDATTN_FUZZ_BUILD_DIR} fuzz_safetensors)
+  set_tests_properties(fuzz_safetensors_smoke PROPERTIES
+    SKIP_RETURN_CODE 77 TIMEOUT 900 LABELS fuzz RESOURCE_LOCK simdattn_fuzz_build)
+endif()

@@ -1,0 +1,26 @@
+# tests/cli.cmake — end-to-end tests of the `simdattn` tool: bash scripts in tests/cli/ that run
+# it on the committed golden data and check its outputs with tests/cli/st_tool.py (Python 3,
+# standard library only: CI needs neither torch nor the safetensors package).
+if(TARGET simdattn_cli)
+  find_program(SIMDATTN_BASH bash)
+  find_package(Python3 COMPONENTS Interpreter)
+  if(SIMDATTN_BASH AND Python3_Interpreter_FOUND)
+    set(cli_dir ${CMAKE_CURRENT_SOURCE_DIR}/cli)
+    set(golden_dir ${CMAKE_CURRENT_SOURCE_DIR}/data/golden)
+    add_test(NAME cli_run_golden_reference
+             COMMAND ${SIMDATTN_BASH} ${cli_dir}/run_golden.sh $<TARGET_FILE:simdattn_cli>
+                     ${Python3_EXECUTABLE} ${golden_dir} reference)
+    add_test(NAME cli_run_errors
+             COMMAND ${SIMDATTN_BASH} ${cli_dir}/run_errors.sh $<TARGET_FILE:simdattn_cli>
+                     ${Python3_EXECUTABLE} ${golden_dir})
+    add_test(NAME cli_run_options
+             COMMAND ${SIMDATTN_BASH} ${cli_dir}/run_options.sh $<TARGET_FILE:simdattn_cli>
+                     ${Python3_EXECUTABLE} ${golden_dir})
+    add_test(NAME cli_demo
+             COMMAND ${SIMDATTN_BASH} ${cli_dir}/demo.sh $<TARGET_FILE:simdattn_cli>)
+    set_tests_properties(cli_run_golden_reference cli_run_errors cli_run_options cli_demo
+                         PROPERTIES TIMEOUT 300 LABELS cli)
+  else()
+    message(STATUS "simdattn: CLI tests skipped (need bash and Python 3)")
+  endif()
+endif()

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# tests/cli/run_options.sh — `simdattn run` options beyond the golden cases: training-mode dropout
+# is deterministic for a seed and changes with it, a rank-2 input gives rank-2 outputs, the
+# output may replace an existing file, and --threads is accepted.
+# usage: run_options.sh SIMDATTN PYTHON GOLDEN_DIR
+set -euo pipefail
+simdattn=$1 python=$2 golden=$3
+tool="$(dirname "$0")/st_tool.py"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+causal="$golden/causal_attention_0.safetensors"
+"$python" "$tool" split "$causal" "$work/w.safetensors"
+base=(run --module causal_attention --input "$causal" --weights "$work/w.safetensors"
+      --backend reference)
+
+"$simdattn" "${base[@]}" --output "$work/a.safetensors" --dropout 0.5 --train --seed 7
+"$simdattn" "${base[@]}" --output "$work/b.safetensors" --dropout 0.5 --train --seed 7
+"$simdattn" "${base[@]}" --output "$work/c.safetensors" --dropout 0.5 --train --seed 8
+cmp -s "$work/a.safetensors" "$work/b.safetensors" || { echo "same seed, different output" >&2; exit 1; }
+if cmp -s "$work/a.safetensors" "$work/c.safetensors"; then echo "seed ignored" >&2; exit 1; fi
+# Dropout without --train is inference: the golden y again.
+"$simdattn" "${base[@]}" --output "$work/eval.safetensors" --dropout 0.5
+"$python" "$tool" compare "$causal" "$work/eval.safetensors" 1e-5
+
+# Rank-2 input (golden simple_0 holds x [6, 3]); the output file already exists.
+cp "$work/a.safetensors" "$work/simple.safetensors"
+"$simdattn" run --module simple --input "$golden/simple_0.safetensors" \
+  --output "$work/simple.safetensors" --backend reference --threads 1
+"$python" "$tool" compare "$golden/simple_0.safetensors" "$work/simple.safetensors" 1e-5
+
+# --help lists run with its synopsis.
+"$simdattn" --help | grep -q -- "run --module" || { echo "run missing from --help" >&2; exit 1; }
+echo "run_options: ok"

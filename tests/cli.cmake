@@ -10,6 +10,9 @@ if(TARGET simdattn_cli)
     add_test(NAME cli_run_golden_reference
              COMMAND ${SIMDATTN_BASH} ${cli_dir}/run_golden.sh $<TARGET_FILE:simdattn_cli>
                      ${Python3_EXECUTABLE} ${golden_dir} reference)
+    add_test(NAME cli_run_golden_fast
+             COMMAND ${SIMDATTN_BASH} ${cli_dir}/run_golden.sh $<TARGET_FILE:simdattn_cli>
+                     ${Python3_EXECUTABLE} ${golden_dir} fast)
     add_test(NAME cli_run_errors
              COMMAND ${SIMDATTN_BASH} ${cli_dir}/run_errors.sh $<TARGET_FILE:simdattn_cli>
                      ${Python3_EXECUTABLE} ${golden_dir})
@@ -18,7 +21,7 @@ if(TARGET simdattn_cli)
                      ${Python3_EXECUTABLE} ${golden_dir})
     add_test(NAME cli_demo
              COMMAND ${SIMDATTN_BASH} ${cli_dir}/demo.sh $<TARGET_FILE:simdattn_cli>)
-    set_tests_properties(cli_run_golden_reference cli_run_errors cli_run_options cli_demo
+    set_tests_properties(cli_run_golden_reference cli_run_golden_fast cli_run_errors cli_run_options cli_demo
                          PROPERTIES TIMEOUT 300 LABELS cli)
   else()
     message(STATUS "simdattn: CLI tests skipped (need bash and Python 3)")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/cli/run_options.sh — `simdattn run` options beyond the golden cases: training-mode dropout
-# is deterministic for a seed and changes with it, a rank-2 input gives rank-2 outputs, the
+# is deterministic for a seed, changes with it and is the same on both backends, a rank-2 input gives rank-2 outputs, the
 # output may replace an existing file, and --threads is accepted.
 # usage: run_options.sh SIMDATTN PYTHON GOLDEN_DIR
 set -euo pipefail
@@ -19,6 +19,11 @@ base=(run --module causal_attention --input "$causal" --weights "$work/w.safeten
 "$simdattn" "${base[@]}" --output "$work/c.safetensors" --dropout 0.5 --train --seed 8
 cmp -s "$work/a.safetensors" "$work/b.safetensors" || { echo "same seed, different output" >&2; exit 1; }
 if cmp -s "$work/a.safetensors" "$work/c.safetensors"; then echo "seed ignored" >&2; exit 1; fi
+# The dropout mask is a function of the seed and positions only: the fast backend (the default)
+# drops the same weights as the reference.
+"$simdattn" run --module causal_attention --input "$causal" --weights "$work/w.safetensors" \
+  --output "$work/fast.safetensors" --dropout 0.5 --train --seed 7
+"$python" "$tool" compare "$work/a.safetensors" "$work/fast.safetensors" 1e-5
 # Dropout without --train is inference: the golden y again.
 "$simdattn" "${base[@]}" --output "$work/eval.safetensors" --dropout 0.5
 "$python" "$tool" compare "$causal" "$work/eval.safetensors" 1e-5

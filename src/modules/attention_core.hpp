@@ -66,4 +66,14 @@ class AttentionCore {
   std::unique_ptr<FastAttention> fast_;
 };
 
+/// Book §3.3 on the reference path: x [B, T, d] -> y [B, T, d], scores X·Xᵀ unscaled and
+/// unmasked, the book's naive exp/sum softmax (float exps, so it overflows above ~88 as the book
+/// does) or the max-subtracted one in double; attn_weights (nullable) receives [B, T, T].
+/// Defined in src/reference/attention_reference.cpp beside attention_forward_reference; declared
+/// in this header, which both the modules and the reference include. Arguments are already
+/// validated.
+void simple_attention_reference(const float* x, std::int64_t batch, std::int64_t tokens,
+                                std::int64_t dim, float* y, float* attn_weights,
+                                bool naive_softmax);
+
 }  // namespace simdattn::detail

@@ -1,0 +1,245 @@
+// src/modules/attention_module.cpp — the five chapter-3 modules: argument checks at
+// construction and at forward(), then the chosen backend. Nothing here computes attention.
+#include <algorithm>
+#include <cstddef>
+#include <limits>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/validate.hpp"
+#include "drivers/attention.hpp"
+#include "modules/attention_core.hpp"
+#include "reference/attention_reference.hpp"
+#include "simdattn/attention.hpp"
+
+namespace simdattn {
+namespace {
+
+using detail::AttentionCore;
+using detail::AttentionSpec;
+using detail::WeightNaming;
+
+void check_dropout(const char* who, double p) {
+  if (!(p >= 0.0 && p < 1.0)) detail::fail_arg(who, ": dropout (", p, ") must be in [0, 1)");
+}
+
+/// Every weight buffer must be addressable: d_in * inner elements (three of them side by side
+/// in the fast path's packed QKV) and inner * inner for out_proj, counted in bytes.
+void check_weight_sizes(const AttentionSpec& spec, const char* inner_name) {
+  const char* who = spec.module_name.c_str();
+  const std::string qkv = std::string(inner_name) + " * d_in";
+  const std::int64_t per_matrix =
+      detail::checked_mul(who, qkv.c_str(), spec.inner_dim(), spec.d_in);
+  const std::int64_t qkv_elements = detail::checked_mul(who, ("3 * " + qkv).c_str(), 3, per_matrix);
+  std::int64_t largest = qkv_elements;
+  if (spec.out_proj) {
+    const std::string proj = std::string(inner_name) + " * " + inner_name;
+    largest = std::max(largest,
+                       detail::checked_mul(who, proj.c_str(), spec.inner_dim(), spec.inner_dim()));
+  }
+  constexpr auto max_elements =
+      static_cast<std::int64_t>(std::numeric_limits<std::int64_t>::max() / sizeof(float));
+  if (largest > max_elements)
+    detail::fail_arg(who, ": weights of ", largest, " elements (d_in ", spec.d_in, ", ", inner_name,
+                     " ", spec.inner_dim(), ") are too large");
+}
+
+std::unique_ptr<AttentionCore> make_core(AttentionSpec spec, const char* inner_name) {
+  check_weight_sizes(spec, inner_name);
+  return std::make_unique<AttentionCore>(std::move(spec));
+}
+
+AttentionSpec base_spec(const char* who, std::int64_t d_in, std::int64_t d_out) {
+  detail::require_positive(who, "d_in", d_in);
+  detail::require_positive(who, "d_out", d_out);
+  AttentionSpec spec;
+  spec.module_name = who;
+  spec.d_in = d_in;
+  spec.head_dim = d_out;
+  return spec;
+}
+
+void make_causal(AttentionSpec& spec, std::int64_t context_length, double dropout) {
+  const char* who = spec.module_name.c_str();
+  detail::require_positive(who, "context_length", context_length);
+  check_dropout(who, dropout);
+  spec.causal = true;
+  spec.context_length = context_length;
+  spec.dropout = dropout;
+}
+
+std::unique_ptr<AttentionCore> v1_core(std::int64_t d_in, std::int64_t d_out) {
+  AttentionSpec spec = base_spec("SelfAttentionV1", d_in, d_out);
+  spec.naming = WeightNaming::v1;
+  return make_core(std::move(spec), "d_out");
+}
+
+std::unique_ptr<AttentionCore> v2_core(std::int64_t d_in, std::int64_t d_out, bool qkv_bias) {
+  AttentionSpec spec = base_spec("SelfAttentionV2", d_in, d_out);
+  spec.qkv_bias = qkv_bias;
+  return make_core(std::move(spec), "d_out");
+}
+
+std::unique_ptr<AttentionCore> causal_core(std::int64_t d_in, std::int64_t d_out,
+                                           std::int64_t context_length, double dropout,
+                                           bool qkv_bias) {
+  AttentionSpec spec = base_spec("CausalAttention", d_in, d_out);
+  make_causal(spec, context_length, dropout);
+  spec.qkv_bias = qkv_bias;
+  return make_core(std::move(spec), "d_out");
+}
+
+std::unique_ptr<AttentionCore> wrapper_core(std::int64_t d_in, std::int64_t d_out,
+                                            std::int64_t context_length, double dropout,
+                                            std::int64_t num_heads, bool qkv_bias) {
+  AttentionSpec spec = base_spec("MultiHeadAttentionWrapper", d_in, d_out);
+  make_causal(spec, context_length, dropout);
+  detail::require_positive("MultiHeadAttentionWrapper", "num_heads", num_heads);
+  // Each head is a CausalAttention of width d_out; their outputs sit side by side.
+  detail::checked_mul("MultiHeadAttentionWrapper", "num_heads * d_out", num_heads, d_out);
+  spec.num_heads = num_heads;
+  spec.qkv_bias = qkv_bias;
+  spec.naming = WeightNaming::wrapper;
+  return make_core(std::move(spec), "num_heads * d_out");
+}
+
+std::unique_ptr<AttentionCore> mha_core(std::int64_t d_in, std::int64_t d_out,
+                                        std::int64_t context_length, double dropout,
+                                        std::int64_t num_heads, bool qkv_bias) {
+  const char* who = "MultiHeadAttention";
+  AttentionSpec spec = base_spec(who, d_in, d_out);
+  make_causal(spec, context_length, dropout);
+  detail::require_positive(who, "num_heads", num_heads);
+  if (d_out % num_heads != 0)
+    detail::fail_arg(who, ": d_out (", d_out, ") must be divisible by num_heads (", num_heads, ")");
+  spec.num_heads = num_heads;
+  spec.head_dim = d_out / num_heads;
+  spec.qkv_bias = qkv_bias;
+  spec.out_proj = true;
+  return make_core(std::move(spec), "d_out");
+}
+
+/// x's batch and sequence length after checking it against the module.
+struct InputShape {
+  std::int64_t batch = 0;
+  std::int64_t tokens = 0;
+};
+
+InputShape check_input(const AttentionSpec& spec, const Tensor& x) {
+  const char* who = spec.module_name.c_str();
+  if (x.rank() != 2 && x.rank() != 3)
+    detail::fail_arg(who, ": x rank (", x.rank(), ") must be 2 ([T, d_in]) or 3 ([B, T, d_in]);",
+                     " x has shape ", shape_to_string(x.shape()));
+  const std::size_t r = x.rank();
+  InputShape in;
+  in.batch = r == 3 ? x.dim(0) : 1;
+  in.tokens = x.dim(r - 2);
+  const std::int64_t features = x.dim(r - 1);
+  if (features != spec.d_in)
+    detail::fail_arg(who, ": x feature size (", features, ") must equal d_in (", spec.d_in,
+                     "); x has shape ", shape_to_string(x.shape()));
+  detail::require_positive(who, "batch size B", in.batch);
+  detail::require_positive(who, "sequence length T", in.tokens);
+  if (spec.causal && in.tokens > spec.context_length)
+    detail::fail_arg(who, ": sequence length T (", in.tokens, ") must be <= context_length (",
+                     spec.context_length, ")");
+  return in;
+}
+
+}  // namespace
+
+AttentionModule::AttentionModule(std::unique_ptr<detail::AttentionCore> core)
+    : core_(std::move(core)) {}
+AttentionModule::~AttentionModule() = default;
+AttentionModule::AttentionModule(AttentionModule&&) noexcept = default;
+AttentionModule& AttentionModule::operator=(AttentionModule&&) noexcept = default;
+
+Tensor AttentionModule::forward(const Tensor& x, const ForwardOptions& options) const {
+  if (!core_) detail::fail_arg("AttentionModule::forward: the module was moved from");
+  const AttentionSpec& spec = core_->spec();
+  const char* who = spec.module_name.c_str();
+  const InputShape in = check_input(spec, x);
+  if (options.backend != Backend::fast && options.backend != Backend::reference)
+    detail::fail_arg(who, ": options.backend (", static_cast<int>(options.backend),
+                     ") is not a Backend");
+  if (options.attn_weights != nullptr && spec.num_heads != 1)
+    detail::fail_arg(who, ": options.attn_weights is only available with num_heads (",
+                     spec.num_heads, ") == 1");
+
+  const bool batched = x.rank() == 3;
+  const std::int64_t rows = detail::checked_mul(who, "B * T", in.batch, in.tokens);
+  detail::checked_mul(who, "B * T * output_dim", rows, spec.output_dim());
+  Tensor y(batched ? std::vector<std::int64_t>{in.batch, in.tokens, spec.output_dim()}
+                   : std::vector<std::int64_t>{in.tokens, spec.output_dim()});
+  Tensor weights;
+  if (options.attn_weights != nullptr) {
+    detail::checked_mul(who, "B * T * T (attn_weights)", rows, in.tokens);
+    weights = Tensor(batched ? std::vector<std::int64_t>{in.batch, in.tokens, in.tokens}
+                             : std::vector<std::int64_t>{in.tokens, in.tokens});
+  }
+  float* weights_out = options.attn_weights != nullptr ? weights.data() : nullptr;
+  // Dropout exists only in training mode; V1/V2 have p == 0 and never drop.
+  const detail::DropoutParams dropout{options.train ? spec.dropout : 0.0, options.seed};
+
+  if (options.backend == Backend::reference)
+    detail::attention_forward_reference(spec, core_->weights(), x.data(), in.batch, in.tokens,
+                                        y.data(), dropout, weights_out);
+  else
+    core_->fast().forward(x.data(), in.batch, in.tokens, y.data(), dropout, weights_out);
+
+  // Assigned last so that attn_weights may alias x.
+  if (options.attn_weights != nullptr) *options.attn_weights = std::move(weights);
+  return y;
+}
+
+namespace {
+const std::string& empty_name() {
+  static const std::string name;
+  return name;
+}
+}  // namespace
+
+// The accessors are noexcept; on a moved-from module they report an empty, zero-sized module.
+const std::string& AttentionModule::name() const noexcept {
+  return core_ ? core_->spec().module_name : empty_name();
+}
+std::int64_t AttentionModule::d_in() const noexcept { return core_ ? core_->spec().d_in : 0; }
+std::int64_t AttentionModule::output_dim() const noexcept {
+  return core_ ? core_->spec().output_dim() : 0;
+}
+std::int64_t AttentionModule::num_heads() const noexcept {
+  return core_ ? core_->spec().num_heads : 0;
+}
+std::int64_t AttentionModule::head_dim() const noexcept {
+  return core_ ? core_->spec().head_dim : 0;
+}
+std::int64_t AttentionModule::context_length() const noexcept {
+  return core_ ? core_->spec().context_length : 0;
+}
+double AttentionModule::dropout() const noexcept { return core_ ? core_->spec().dropout : 0.0; }
+bool AttentionModule::qkv_bias() const noexcept { return core_ && core_->spec().qkv_bias; }
+bool AttentionModule::causal() const noexcept { return core_ && core_->spec().causal; }
+
+SelfAttentionV1::SelfAttentionV1(std::int64_t d_in, std::int64_t d_out)
+    : AttentionModule(v1_core(d_in, d_out)) {}
+
+SelfAttentionV2::SelfAttentionV2(std::int64_t d_in, std::int64_t d_out, bool qkv_bias)
+    : AttentionModule(v2_core(d_in, d_out, qkv_bias)) {}
+
+CausalAttention::CausalAttention(std::int64_t d_in, std::int64_t d_out, std::int64_t context_length,
+                                 double dropout, bool qkv_bias)
+    : AttentionModule(causal_core(d_in, d_out, context_length, dropout, qkv_bias)) {}
+
+MultiHeadAttentionWrapper::MultiHeadAttentionWrapper(std::int64_t d_in, std::int64_t d_out,
+                                                     std::int64_t context_length, double dropout,
+                                                     std::int64_t num_heads, bool qkv_bias)
+    : AttentionModule(wrapper_core(d_in, d_out, context_length, dropout, num_heads, qkv_bias)) {}
+
+MultiHeadAttention::MultiHeadAttention(std::int64_t d_in, std::int64_t d_out,
+                                       std::int64_t context_length, double dropout,
+                                       std::int64_t num_heads, bool qkv_bias)
+    : AttentionModule(mha_core(d_in, d_out, context_length, dropout, num_heads, qkv_bias)) {}
+
+}  // namespace simdattn

@@ -1,8 +1,10 @@
 // tests/unit/test_gpt2_loader.cpp — the GPT-2 attention loader on a synthetic checkpoint: layer
-// counting, the Conv1D -> nn.Linear transpose and Q/K/V split (checked both element-wise and as
-// "same projection of the same input"), the `transformer.` prefix, and every error it reports.
+// counting, the Conv1D -> nn.Linear transpose and Q/K/V split (checked element-wise, as "same
+// projection of the same input", and as a whole GPT-2 attention layer computed by hand against
+// MultiHeadAttention), the `transformer.` prefix, and every error it reports.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -11,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "simdattn/attention.hpp"
 #include "simdattn/error.hpp"
 #include "simdattn/gpt2.hpp"
 #include "simdattn/safetensors.hpp"
@@ -143,6 +146,83 @@ TEST(Gpt2Loader, LinearLayoutComputesTheSameProjectionsAsConv1D) {
         linear[t * kD + o] = static_cast<float>(c);
       }
     EXPECT_TRUE(test::all_close(conv, linear, 0.0, 0.0, names[p]));
+  }
+}
+
+/// GPT-2's attention written out from its checkpoint tensors, in double: Conv1D projections,
+/// per-head causal softmax(q·kᵀ/sqrt(hd))·v, heads side by side, Conv1D c_proj.
+std::vector<float> gpt2_attention_by_hand(const TensorMap& ck, std::int64_t layer,
+                                          const std::vector<float>& x, std::int64_t T,
+                                          std::int64_t heads) {
+  const std::string h = "h." + std::to_string(layer) + ".attn.";
+  const Tensor& cw = ck.at(h + "c_attn.weight");
+  const Tensor& cb = ck.at(h + "c_attn.bias");
+  const Tensor& pw = ck.at(h + "c_proj.weight");
+  const Tensor& pb = ck.at(h + "c_proj.bias");
+  const std::int64_t d = cw.dim(0), hd = d / heads;
+  std::vector<double> qkv(T * 3 * d), ctx(T * d, 0.0);
+  for (std::int64_t t = 0; t < T; ++t)
+    for (std::int64_t o = 0; o < 3 * d; ++o) {
+      double a = cb[o];
+      for (std::int64_t i = 0; i < d; ++i) a += double(x[t * d + i]) * cw[i * 3 * d + o];
+      qkv[t * 3 * d + o] = a;
+    }
+  for (std::int64_t hh = 0; hh < heads; ++hh)
+    for (std::int64_t t = 0; t < T; ++t) {
+      std::vector<double> w(t + 1);
+      double mx = -1e300, sum = 0;
+      for (std::int64_t s = 0; s <= t; ++s) {
+        double dot = 0;
+        for (std::int64_t j = 0; j < hd; ++j)
+          dot += qkv[t * 3 * d + hh * hd + j] * qkv[s * 3 * d + d + hh * hd + j];
+        w[s] = dot / std::sqrt(double(hd));
+        mx = std::max(mx, w[s]);
+      }
+      for (auto& v : w) sum += (v = std::exp(v - mx));
+      for (std::int64_t s = 0; s <= t; ++s)
+        for (std::int64_t j = 0; j < hd; ++j)
+          ctx[t * d + hh * hd + j] += w[s] / sum * qkv[s * 3 * d + 2 * d + hh * hd + j];
+    }
+  std::vector<float> y(T * d);
+  for (std::int64_t t = 0; t < T; ++t)
+    for (std::int64_t o = 0; o < d; ++o) {
+      double a = pb[o];
+      for (std::int64_t i = 0; i < d; ++i) a += ctx[t * d + i] * pw[i * d + o];
+      y[t * d + o] = static_cast<float>(a);
+    }
+  return y;
+}
+
+TEST(Gpt2Loader, MultiHeadAttentionWithTheLoadedLayerComputesGpt2Attention) {
+  // Random weights of a realistic scale (the numbered ones would saturate the softmax).
+  const std::int64_t d = 8, heads = 2, T = 5;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> g(0.0f, 0.3f);
+  TensorMap ck = checkpoint("transformer.", 1);
+  for (auto& [name, t] : ck) {
+    if (name.find(".attn.c_") == std::string::npos) continue;
+    std::vector<std::int64_t> shape = t.shape();
+    for (auto& e : shape) e = e / kD * d;  // widen kD -> d, keeping the [d, 3d] structure
+    t = Tensor(shape);
+    for (float& v : t.values()) v = g(rng);
+  }
+  TensorMap plain;
+  for (const auto& [name, t] : ck) plain[name.substr(std::string("transformer.").size())] = t;
+
+  std::vector<float> xs(T * d);
+  for (float& v : xs) v = g(rng) * 3.0f;
+  const std::vector<float> expected = gpt2_attention_by_hand(plain, 0, xs, T, heads);
+
+  MultiHeadAttention mha(d, d, /*context_length=*/16, /*dropout=*/0.0, heads, /*qkv_bias=*/true);
+  mha.load_state_dict(gpt2_attention_state_dict(ck, 0));
+  const Tensor x({T, d}, xs);
+  for (Backend backend : {Backend::reference, Backend::fast}) {
+    ForwardOptions options;
+    options.backend = backend;
+    const Tensor y = mha.forward(x, options);
+    ASSERT_EQ(y.shape(), (std::vector<std::int64_t>{T, d}));
+    EXPECT_TRUE(test::all_close(expected, y.values(), 1e-5, 1e-5,
+                                std::string("GPT-2 layer on ") + backend_name(backend)));
   }
 }
 

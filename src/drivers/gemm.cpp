@@ -1,0 +1,277 @@
+// src/drivers/gemm.cpp — blocking, packing, workspaces and oneTBB tiling for SGEMM (gemm.hpp).
+#include "drivers/gemm.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdlib>
+#include <new>
+#include <utility>
+
+#include "drivers/parallel.hpp"
+
+namespace simdattn::detail {
+namespace {
+
+constexpr std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+constexpr std::int64_t round_up(std::int64_t a, std::int64_t b) { return ceil_div(a, b) * b; }
+
+// Per-thread packing workspaces. A driver moves the buffer out of the thread_local for as long
+// as it uses it and moves it back afterwards: if oneTBB runs another of our tasks on this
+// thread meanwhile (work stealing while a nested parallel loop waits), that task finds the slot
+// empty and allocates its own instead of clobbering ours.
+thread_local AlignedFloats tls_a_workspace;
+thread_local AlignedFloats tls_b_workspace;
+
+class BorrowedWorkspace {
+ public:
+  explicit BorrowedWorkspace(AlignedFloats& slot) : slot_(slot), buf_(std::move(slot)) {}
+  ~BorrowedWorkspace() {
+    if (buf_.capacity() >= slot_.capacity()) slot_ = std::move(buf_);
+  }
+  BorrowedWorkspace(const BorrowedWorkspace&) = delete;
+  BorrowedWorkspace& operator=(const BorrowedWorkspace&) = delete;
+  AlignedFloats& buffer() noexcept { return buf_; }
+
+ private:
+  AlignedFloats& slot_;
+  AlignedFloats buf_;
+};
+
+// Depth slices: ceil(K / kc) equal slices rather than full kc slices plus a thin remainder
+// (K = 768 with kc = 256 is 3 x 256; K = 257 is 129 + 128, not 256 + 1), so no slice pays the
+// fixed cost of loading and storing C for a handful of FMAs. Depends only on K and the kernel.
+std::int64_t depth_step(std::int64_t k, std::int64_t kc) {
+  return ceil_div(k, ceil_div(k, kc));
+}
+
+struct TaskGrid {
+  std::int64_t m_block, n_block, row_blocks, col_blocks;
+};
+
+// Task blocks are whole tiles, so every element is computed by the same tile position whatever
+// the grid (hence the same bits for any thread count). Automatic grid: mc-tall blocks (the A
+// block the kernel is tuned for) and as few column blocks as possible (each column block repacks
+// its A block), but with several threads enough blocks for a static partition to balance — at
+// least 4 per thread and, while that is cheap, a multiple of the thread count.
+TaskGrid make_grid(const GemmMicrokernel& uk, std::int64_t m, std::int64_t n, std::int64_t k,
+                   GemmSplit split) {
+  const std::int64_t mr = uk.mr, nr = uk.nr;
+  TaskGrid g{};
+  g.m_block = split.m_block > 0 ? round_up(split.m_block, mr) : round_up(uk.mc, mr);
+  g.n_block = split.n_block > 0 ? round_up(split.n_block, nr)
+                                : std::min(round_up(uk.nc, nr), round_up(n, nr));
+  g.row_blocks = ceil_div(m, g.m_block);
+  g.col_blocks = ceil_div(n, g.n_block);
+  if (split.m_block > 0 || split.n_block > 0) return g;
+  const std::int64_t threads = num_threads();
+  // Below ~0.5 M multiply-adds a second thread costs more to wake than it saves.
+  if (threads <= 1 || m * n * k < (std::int64_t{1} << 19)) return g;
+  const std::int64_t tiles_n = ceil_div(n, nr);
+  auto tasks = [&] { return g.row_blocks * g.col_blocks; };
+  auto want_more = [&] {
+    return tasks() < 4 * threads || (tasks() < 16 * threads && tasks() % threads != 0);
+  };
+  // Split columns until there are enough tasks (columns are cheaper to split than rows: a
+  // narrower block repacks A more often but keeps the tuned mc).
+  for (std::int64_t cb = g.col_blocks + 1; cb <= tiles_n && want_more(); ++cb) {
+    g.n_block = round_up(ceil_div(n, cb), nr);
+    g.col_blocks = ceil_div(n, g.n_block);
+  }
+  // Then rows, for short wide problems.
+  while (tasks() < 4 * threads && g.m_block > mr) {
+    g.m_block = round_up(ceil_div(g.m_block, 2), mr);
+    g.row_blocks = ceil_div(m, g.m_block);
+  }
+  return g;
+}
+
+}  // namespace
+
+void AlignedFloats::Free::operator()(float* p) const noexcept {
+  ::operator delete[](p, std::align_val_t(64));
+}
+
+void AlignedFloats::ensure(std::int64_t n) {
+  if (n <= capacity_) return;
+  data_.reset();
+  capacity_ = 0;
+  data_.reset(static_cast<float*>(
+      ::operator new[](static_cast<std::size_t>(n) * sizeof(float), std::align_val_t(64))));
+  capacity_ = n;
+}
+
+PackedB PackedB::columns(std::int64_t n0, std::int64_t count) const noexcept {
+  assert(n0 % panel_width == 0 && n0 >= 0 && count >= 1 && n0 + count <= n);
+  PackedB v = *this;
+  const std::int64_t p0 = n0 / panel_width;
+  v.data = data + p0 * panel_stride;
+  v.n = count;
+  v.panels = panels - p0;
+  return v;
+}
+
+std::int64_t packed_b_panel_count(std::int64_t n, std::int64_t pw,
+                                  std::int64_t max_panels_per_tile) noexcept {
+  return ceil_div(n, pw) + (max_panels_per_tile - 1);
+}
+
+void pack_b_panels(const float* b, std::int64_t ldb, Transpose trans, std::int64_t k,
+                   std::int64_t n, std::int64_t pw, std::int64_t panel_begin,
+                   std::int64_t panel_end, float* dst) {
+  for (std::int64_t p = panel_begin; p < panel_end; ++p) {
+    float* panel = dst + p * k * pw;
+    const std::int64_t j0 = p * pw;
+    const std::int64_t width = j0 >= n ? 0 : std::min(pw, n - j0);
+    if (trans == Transpose::no) {
+      // Row kk of op(B) is row kk of B: one contiguous run per depth step.
+      for (std::int64_t kk = 0; kk < k; ++kk) {
+        float* out = panel + kk * pw;
+        const float* in = b + kk * ldb + j0;
+        for (std::int64_t j = 0; j < width; ++j) out[j] = in[j];
+        for (std::int64_t j = width; j < pw; ++j) out[j] = 0.0f;
+      }
+    } else {
+      // op(B)[kk][j] = B[j][kk]: read each of the panel's B rows sequentially, in depth blocks
+      // so the panel rows being written stay in L1.
+      constexpr std::int64_t kBlock = 64;
+      for (std::int64_t k0 = 0; k0 < k; k0 += kBlock) {
+        const std::int64_t k1 = std::min(k, k0 + kBlock);
+        for (std::int64_t j = 0; j < width; ++j) {
+          const float* in = b + (j0 + j) * ldb;
+          for (std::int64_t kk = k0; kk < k1; ++kk) panel[kk * pw + j] = in[kk];
+        }
+        for (std::int64_t kk = k0; kk < k1; ++kk)
+          for (std::int64_t j = width; j < pw; ++j) panel[kk * pw + j] = 0.0f;
+      }
+    }
+  }
+}
+
+PackedB pack_b(const float* b, std::int64_t ldb, Transpose trans, std::int64_t k, std::int64_t n,
+               std::int64_t pw, std::int64_t max_panels_per_tile, AlignedFloats& storage) {
+  PackedB v;
+  v.k = k;
+  v.n = n;
+  v.panel_width = pw;
+  v.panel_stride = k * pw;
+  v.panels = packed_b_panel_count(n, pw, max_panels_per_tile);
+  storage.ensure(v.panels * v.panel_stride);
+  float* dst = storage.data();
+  v.data = dst;
+  // Several panels per task: a task of ~64 KiB or more amortises the scheduling.
+  const std::int64_t per_task = std::max<std::int64_t>(1, ceil_div(16384, k * pw));
+  parallel_for_blocks(ceil_div(v.panels, per_task), [&](std::int64_t t) {
+    const std::int64_t p0 = t * per_task;
+    pack_b_panels(b, ldb, trans, k, n, pw, p0, std::min(v.panels, p0 + per_task), dst);
+  });
+  return v;
+}
+
+void pack_a_panels(const float* a, std::int64_t lda, std::int64_t rows, std::int64_t kc, int mr,
+                   float* dst) noexcept {
+  for (std::int64_t r0 = 0; r0 < rows; r0 += mr) {
+    float* panel = dst + r0 * kc;  // (r0 / mr) * mr * kc
+    for (int i = 0; i < mr; ++i) {
+      if (r0 + i < rows) {
+        const float* in = a + (r0 + i) * lda;
+        for (std::int64_t p = 0; p < kc; ++p) panel[p * mr + i] = in[p];
+      } else {
+        for (std::int64_t p = 0; p < kc; ++p) panel[p * mr + i] = 0.0f;
+      }
+    }
+  }
+}
+
+void gemm_blocked(const GemmMicrokernel& uk, const GemmArgs& args, const PackedB& b,
+                  GemmSplit split) {
+  const std::int64_t m = args.m, n = b.n, k = b.k;
+  const std::int64_t mr = uk.mr, nr = uk.nr, pw = b.panel_width;
+  assert(m >= 1 && n >= 1 && k >= 1 && uk.fn != nullptr);
+  assert(nr % pw == 0 && "a tile must cover whole panels");
+  assert(ceil_div(round_up(n, nr), pw) <= b.panels && "packed B lacks padding panels");
+  const std::int64_t kc_step = depth_step(k, uk.kc);
+  const TaskGrid grid = make_grid(uk, m, n, k, split);
+
+  parallel_for_blocks(grid.row_blocks * grid.col_blocks, [&](std::int64_t task) {
+    const std::int64_t m0 = (task / grid.col_blocks) * grid.m_block;
+    const std::int64_t n0 = (task % grid.col_blocks) * grid.n_block;
+    const std::int64_t m1 = std::min(m, m0 + grid.m_block);
+    const std::int64_t n1 = std::min(n, n0 + grid.n_block);
+    BorrowedWorkspace workspace(tls_a_workspace);
+    AlignedFloats& a_pack = workspace.buffer();
+    a_pack.ensure(round_up(m1 - m0, mr) * kc_step);
+    for (std::int64_t k0 = 0; k0 < k; k0 += kc_step) {
+      const std::int64_t kc = std::min(kc_step, k - k0);
+      pack_a_panels(args.a + m0 * args.lda + k0, args.lda, m1 - m0, kc, uk.mr, a_pack.data());
+      // The first slice applies beta and bias; later slices accumulate into C.
+      const GemmEpilogue ep = k0 == 0 ? GemmEpilogue{args.alpha, args.beta, args.bias}
+                                      : GemmEpilogue{args.alpha, 1.0f, nullptr};
+      for (std::int64_t j = n0; j < n1; j += nr) {
+        const float* b_panel = b.data + (j / pw) * b.panel_stride + k0 * pw;
+        GemmEpilogue tile_ep = ep;
+        if (tile_ep.bias != nullptr) tile_ep.bias += j;
+        const std::int64_t n_valid = std::min(nr, n1 - j);
+        const float* a_panel = a_pack.data();
+        for (std::int64_t i = m0; i < m1; i += mr, a_panel += mr * kc) {
+          uk.fn(kc, a_panel, b_panel, b.panel_stride, args.c + i * args.ldc + j, args.ldc,
+                std::min(mr, m1 - i), n_valid, tile_ep);
+        }
+      }
+    }
+  });
+}
+
+void gemm_small_m(const GemmSmallMKernel& kernel, const GemmArgs& args, const PackedB& b,
+                  std::int64_t panels_per_task) {
+  const std::int64_t n = b.n, pw = b.panel_width;
+  assert(args.m >= 1 && args.m <= kernel.max_m && kernel.fn != nullptr);
+  const std::int64_t panels = ceil_div(n, pw);
+  std::int64_t per_task = panels_per_task;
+  if (per_task <= 0) {
+    // Several tasks per thread for balance, but each at least 8 panels (8 x k x 64 B of B)
+    // so the streams stay long.
+    const std::int64_t threads = num_threads();
+    const bool tiny = args.m * n * b.k < (std::int64_t{1} << 19);
+    per_task = threads <= 1 || tiny ? panels
+                                    : std::max<std::int64_t>(8, ceil_div(panels, 4 * threads));
+  }
+  parallel_for_blocks(ceil_div(panels, per_task), [&](std::int64_t t) {
+    const std::int64_t p0 = t * per_task;
+    const std::int64_t j0 = p0 * pw;
+    const std::int64_t cols = std::min(n, (p0 + per_task) * pw) - j0;
+    const GemmEpilogue ep{args.alpha, args.beta, args.bias != nullptr ? args.bias + j0 : nullptr};
+    kernel.fn(args.m, b.k, args.a, args.lda, b.data + p0 * b.panel_stride, b.panel_stride, cols,
+              args.c + j0, args.ldc, ep);
+  });
+}
+
+void gemm_packed(const KernelTable& table, const GemmArgs& args, const PackedB& b) {
+  assert(b.panel_width == kGemmPanelWidth);
+  if (args.m <= table.gemm_small_m.max_m)
+    gemm_small_m(table.gemm_small_m, args, b);
+  else
+    gemm_blocked(table.gemm, args, b);
+}
+
+void gemm_unpacked(const KernelTable& table, Transpose trans_b, std::int64_t n, std::int64_t k,
+                   const float* b, std::int64_t ldb, const GemmArgs& args) {
+  // Pack at most ~32 MiB of B at a time; chunks are a multiple of every tile width (32) so
+  // the tile grid, and hence the bits, are the same as for a single chunk.
+  constexpr std::int64_t kMaxPackedFloats = std::int64_t{1} << 23;
+  const std::int64_t cols_fit = (kMaxPackedFloats / k) / 32 * 32;
+  const std::int64_t chunk = std::max<std::int64_t>(32, std::min(round_up(n, 32), cols_fit));
+  BorrowedWorkspace workspace(tls_b_workspace);
+  AlignedFloats& storage = workspace.buffer();
+  for (std::int64_t n0 = 0; n0 < n; n0 += chunk) {
+    const std::int64_t cols = std::min(chunk, n - n0);
+    const float* b_chunk = trans_b == Transpose::no ? b + n0 : b + n0 * ldb;
+    const PackedB view = pack_b(b_chunk, ldb, trans_b, k, cols, kGemmPanelWidth,
+                                kGemmMaxPanelsPerTile, storage);
+    GemmArgs chunk_args = args;
+    chunk_args.c = args.c + n0;
+    if (args.bias != nullptr) chunk_args.bias = args.bias + n0;
+    gemm_packed(table, chunk_args, view);
+  }
+}
+
+}  // namespace simdattn::detail

@@ -1,0 +1,129 @@
+// src/drivers/gemm.hpp — the blocked SGEMM driver (BLIS's loops around a register microkernel),
+// the small-M (decode) driver, B/A packing and the packed-B layout. No validation here: the API
+// layer checks arguments; drivers only assert.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <utility>
+
+#include "dispatch/kernel_table.hpp"
+#include "kernels/gemm_params.hpp"
+#include "simdattn/gemm.hpp"
+
+namespace simdattn::detail {
+
+/// Grow-only, 64-byte aligned float storage (packed matrices and per-thread workspaces).
+class AlignedFloats {
+ public:
+  AlignedFloats() = default;
+  explicit AlignedFloats(std::int64_t n) { ensure(n); }
+  AlignedFloats(AlignedFloats&& other) noexcept
+      : data_(std::move(other.data_)), capacity_(std::exchange(other.capacity_, 0)) {}
+  AlignedFloats& operator=(AlignedFloats&& other) noexcept {
+    data_ = std::move(other.data_);
+    capacity_ = std::exchange(other.capacity_, 0);
+    return *this;
+  }
+  /// Capacity >= n floats afterwards; contents are unspecified after a reallocation.
+  void ensure(std::int64_t n);
+  float* data() const noexcept { return data_.get(); }
+  std::int64_t capacity() const noexcept { return capacity_; }
+
+ private:
+  struct Free {
+    void operator()(float* p) const noexcept;
+  };
+  std::unique_ptr<float[], Free> data_;
+  std::int64_t capacity_ = 0;
+};
+
+/// A view of op(B), K x N, packed into column panels. Layout (why): panel p holds columns
+/// [p*pw, (p+1)*pw) for the FULL depth, k-major (row kk of the panel is pw contiguous floats),
+/// panels panel_stride = k*pw floats apart, columns past n zero. Because panels span all of K,
+/// a kc-deep block is just a pointer offset (kc0 * pw), and the layout depends on nothing but
+/// pw — which is kGemmPanelWidth (16) for every ISA — so one packing serves every ISA, and a
+/// module may pack at construction and still run after set_isa(). A tile NR = j * pw wide reads
+/// j adjacent panels; `panels` counts the readable ones, including (max tile panels - 1) zero
+/// panels of padding past the last.
+struct PackedB {
+  const float* data = nullptr;
+  std::int64_t k = 0;
+  std::int64_t n = 0;
+  std::int64_t panel_width = kGemmPanelWidth;
+  std::int64_t panel_stride = 0;
+  std::int64_t panels = 0;
+
+  /// Columns [n0, n0 + count) as a view; n0 must be a multiple of panel_width. Lets a caller
+  /// write a column range of the product elsewhere (e.g. one head's Q/K/V slice).
+  PackedB columns(std::int64_t n0, std::int64_t count) const noexcept;
+};
+
+/// Panels to allocate for n columns: ceil(n / pw) + (max_panels_per_tile - 1) zero panels.
+std::int64_t packed_b_panel_count(std::int64_t n, std::int64_t pw,
+                                  std::int64_t max_panels_per_tile) noexcept;
+
+/// Packs panels [panel_begin, panel_end) of op(B) into dst, which holds the whole packing
+/// (panel p starts at dst + p*k*pw). op(B) is K x N: B is [K, N] row-major (trans == no) or
+/// [N, K] (trans == yes, nn.Linear's weight). Columns >= n (and whole padding panels) become 0.
+void pack_b_panels(const float* b, std::int64_t ldb, Transpose trans, std::int64_t k,
+                   std::int64_t n, std::int64_t pw, std::int64_t panel_begin,
+                   std::int64_t panel_end, float* dst);
+
+/// Packs all of op(B) (in parallel on the library arena) into storage, returning the view.
+PackedB pack_b(const float* b, std::int64_t ldb, Transpose trans, std::int64_t k, std::int64_t n,
+               std::int64_t pw, std::int64_t max_panels_per_tile, AlignedFloats& storage);
+
+/// Packs rows [0, rows) x depth [0, kc) of A (row-major, lda) into MR-tall micro-panels: panel
+/// r holds rows [r*MR, r*MR + MR) k-major (MR contiguous floats per depth step), rows past
+/// `rows` zero. Panel r starts at dst + r*MR*kc.
+void pack_a_panels(const float* a, std::int64_t lda, std::int64_t rows, std::int64_t kc, int mr,
+                   float* dst) noexcept;
+
+/// What PackedMatrix shares: the storage and its view.
+struct PackedData {
+  AlignedFloats storage;
+  PackedB view;
+};
+
+/// C (m x b.n, ldc) = alpha * A (m x b.k, lda) * B + beta * C (+ bias[n]).
+struct GemmArgs {
+  std::int64_t m = 0;
+  float alpha = 1.0f;
+  const float* a = nullptr;
+  std::int64_t lda = 0;
+  float beta = 0.0f;
+  float* c = nullptr;
+  std::int64_t ldc = 0;
+  const float* bias = nullptr;
+};
+
+/// Task grid override for tests: rows / columns of C per parallel task (rounded up to the
+/// tile); 0 picks automatically. Any split gives the same bits: tasks own disjoint C blocks on
+/// one fixed tile grid and never split K.
+struct GemmSplit {
+  std::int64_t m_block = 0;
+  std::int64_t n_block = 0;
+};
+
+/// The blocked path: for each task (an m_block x n_block block of C) and each kc-deep slice,
+/// pack the A block once into a thread-local workspace, then run the microkernel over the
+/// block, NR-wide B micro-panel outer (it stays in L1) and MR-tall A micro-panel inner. The
+/// epilogue (alpha, beta, bias) is fused into the first slice's stores; later slices add.
+void gemm_blocked(const GemmMicrokernel& ukernel, const GemmArgs& args, const PackedB& b,
+                  GemmSplit split = {});
+
+/// The small-M path (m <= kernel.max_m): no A packing; B streamed once, panels split over
+/// threads (panels_per_task 0 picks automatically; any split gives the same bits).
+void gemm_small_m(const GemmSmallMKernel& kernel, const GemmArgs& args, const PackedB& b,
+                  std::int64_t panels_per_task = 0);
+
+/// Chooses the path by m only (never by thread count, so bits do not depend on threads).
+void gemm_packed(const KernelTable& table, const GemmArgs& args, const PackedB& b);
+
+/// sgemm without a prepacked B: packs op(B) into a reusable per-thread workspace (in column
+/// chunks when B is large) and runs gemm_packed.
+void gemm_unpacked(const KernelTable& table, Transpose trans_b, std::int64_t n, std::int64_t k,
+                   const float* b, std::int64_t ldb, const GemmArgs& args);
+
+}  // namespace simdattn::detail

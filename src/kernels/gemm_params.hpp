@@ -1,0 +1,42 @@
+// src/kernels/gemm_params.hpp — the calling convention shared by every f32 GEMM kernel (SIMD and
+// generic) and the drivers that call them: signatures, the fused epilogue, the packed-B layout.
+// Plain declarations only: this header is included by baseline and per-ISA code alike.
+#pragma once
+
+#include <cstdint>
+
+namespace simdattn::detail {
+
+/// Width, in columns, of one packed-B panel for every built-in kernel and every ISA. Fixed so
+/// that a PackedMatrix packed under one ISA stays valid after set_isa() switches to another.
+inline constexpr std::int64_t kGemmPanelWidth = 16;
+/// The widest built-in microkernel spans this many panels (the AVX-512 14x32 tile). Packed B
+/// carries that many minus one zero panels past its last one, so a wide tile at the right edge
+/// (or on a column sub-view starting at any panel) never reads past the allocation.
+inline constexpr std::int64_t kGemmMaxPanelsPerTile = 2;
+
+/// The store step fused into a kernel: C = alpha * acc + beta * C (+ bias[j]). beta == 0 never
+/// reads C (C may hold NaN or garbage). bias points at the tile's first column, or is null.
+struct GemmEpilogue {
+  float alpha = 1.0f;
+  float beta = 0.0f;
+  const float* bias = nullptr;
+};
+
+/// Microkernel: an MR x NR tile of C from a packed A micro-panel (kc x MR, k-major, rows past
+/// m_valid zero) and NR / panel_width packed B panels (each kc x panel_width, k-major; the next
+/// panel starts b_panel_stride floats later). Writes only rows < m_valid and columns < n_valid
+/// of C. Never allocates, throws or spawns threads; preconditions are asserted.
+using GemmUkernelFn = void (*)(std::int64_t kc, const float* a_packed, const float* b_packed,
+                               std::int64_t b_panel_stride, float* c, std::int64_t ldc,
+                               std::int64_t m_valid, std::int64_t n_valid,
+                               const GemmEpilogue& epilogue);
+
+/// Small-M kernel (the decode case): C[m, n] from A read in place (row-major, lda) and n columns
+/// of packed B starting at b_packed (full depth k, panels b_panel_stride apart), streaming B
+/// once. m <= the kernel's max_m. Never allocates, throws or spawns threads.
+using GemmSmallMFn = void (*)(std::int64_t m, std::int64_t k, const float* a, std::int64_t lda,
+                              const float* b_packed, std::int64_t b_panel_stride, std::int64_t n,
+                              float* c, std::int64_t ldc, const GemmEpilogue& epilogue);
+
+}  // namespace simdattn::detail

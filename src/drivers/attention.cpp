@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <vector>
 
@@ -159,6 +160,62 @@ void FastAttention::forward(const float* x, std::int64_t batch, std::int64_t tok
     p.dropout = dropout;
     flash_attention(p);
   }
+  if (spec.out_proj)
+    sgemm_packed(m, 1.0f, ctx, inner, st.wo, 0.0f, y, inner, st.bo.data());
+}
+
+void FastAttention::forward_cached(const float* x, std::int64_t batch, std::int64_t tokens,
+                                   float* y, const DropoutParams& dropout,
+                                   KVCache::Storage& cache) const {
+  const State& st = *state_;
+  const AttentionSpec& spec = st.spec;
+  const std::int64_t inner = spec.inner_dim(), hd = spec.head_dim, n3 = 3 * inner;
+  const std::int64_t heads = spec.num_heads, m = batch * tokens, held = cache.length;
+
+  float* qkv = forward_scratch(m * n3 + (spec.out_proj ? m * inner : 0));
+  float* ctx = spec.out_proj ? qkv + m * n3 : y;
+  // Small m (a decode step) takes the GEMM's streaming small-M path on the packed weight.
+  sgemm_packed(m, 1.0f, x, spec.d_in, st.wqkv, 0.0f, qkv, n3,
+               st.bqkv.empty() ? nullptr : st.bqkv.data());
+
+  // Append the new keys and values: the cache is head-major so that the attention below reads
+  // each head's keys as contiguous rows, whatever the projection's layout.
+  const auto row_bytes = static_cast<std::size_t>(hd) * sizeof(float);
+  for (std::int64_t b = 0; b < batch; ++b)
+    for (std::int64_t t = 0; t < tokens; ++t) {
+      const float* src = qkv + (b * tokens + t) * n3;
+      for (std::int64_t h = 0; h < heads; ++h) {
+        std::memcpy(cache.k_at(b, h, held + t), src + inner + h * hd, row_bytes);
+        std::memcpy(cache.v_at(b, h, held + t), src + 2 * inner + h * hd, row_bytes);
+      }
+    }
+
+  FlashProblem p;
+  p.batch = batch;
+  p.heads = heads;
+  p.q_len = tokens;
+  p.kv_len = held + tokens;
+  p.head_dim = hd;
+  p.q = qkv;
+  p.q_batch_stride = tokens * n3;
+  p.q_head_stride = hd;
+  p.q_row_stride = n3;
+  p.k = cache.k.data();
+  p.v = cache.v.data();
+  p.k_batch_stride = p.v_batch_stride = heads * cache.capacity * hd;
+  p.k_head_stride = p.v_head_stride = cache.capacity * hd;
+  p.k_row_stride = p.v_row_stride = hd;
+  p.out = ctx;
+  p.out_batch_stride = tokens * inner;
+  p.out_head_stride = hd;
+  p.out_row_stride = inner;
+  p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  p.causal = true;
+  p.q_offset = cache.position;
+  p.k_offset = cache.first_position();
+  p.dropout = dropout;
+  flash_attention(p);
+
   if (spec.out_proj)
     sgemm_packed(m, 1.0f, ctx, inner, st.wo, 0.0f, y, inner, st.bo.data());
 }

@@ -7,6 +7,7 @@
 
 #include "common/dropout.hpp"
 #include "modules/attention_core.hpp"
+#include "modules/kv_cache_storage.hpp"
 
 namespace simdattn::detail {
 
@@ -21,6 +22,12 @@ class FastAttention {
   /// receives [B, T, T] weights after dropout. Arguments are already validated.
   void forward(const float* x, std::int64_t batch, std::int64_t tokens, float* y,
                const DropoutParams& dropout, float* attn_weights) const;
+
+  /// The same through a KV cache: the new tokens' K and V are appended at slots
+  /// [cache.length, cache.length + tokens) (make_room already done; the caller commits), and
+  /// query t, at absolute position cache.position + t, attends to every held key up to itself.
+  void forward_cached(const float* x, std::int64_t batch, std::int64_t tokens, float* y,
+                      const DropoutParams& dropout, KVCache::Storage& cache) const;
 
   struct State;
 

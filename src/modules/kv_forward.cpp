@@ -44,7 +44,7 @@ Tensor AttentionModule::forward(const Tensor& x, KVCache& cache,
     detail::attention_forward_reference_cached(spec, core_->weights(), x.data(), batch, tokens,
                                                y.data(), dropout, s);
   else
-    detail::fail(ErrorCode::unsupported, who, ": the fast KV-cache path is not built yet");
+    core_->fast().forward_cached(x.data(), batch, tokens, y.data(), dropout, s);
   s.commit(tokens);
   return y;
 }

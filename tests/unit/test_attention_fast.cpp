@@ -192,6 +192,17 @@ TEST_P(FastAttentionDriver, SequenceLengthsHeadDimsHeadsBatches) {
     ASSERT_TRUE(AttentionTester().batch(2).heads(3).tokens(13).head_dim(hd).seed(seed++).test());
 }
 
+TEST_P(FastAttentionDriver, EverySmallShape) {
+  // Exhaustive over small sizes: every remainder of the key and head-dim micro-tiles and of
+  // the query panel, causal and not.
+  std::uint32_t seed = 500;
+  for (std::int64_t t = 1; t <= 26; ++t)
+    for (std::int64_t hd = 1; hd <= 9; ++hd)
+      for (bool causal : {true, false})
+        ASSERT_TRUE(AttentionTester().batch(1 + t % 2).heads(1 + hd % 3).tokens(t).head_dim(hd)
+                        .causal(causal).seed(seed++).test());
+}
+
 TEST_P(FastAttentionDriver, UnmaskedAndLongSequences) {
   ASSERT_TRUE(AttentionTester().heads(2).tokens(300).head_dim(64).causal(false).test());
   ASSERT_TRUE(AttentionTester().heads(1).tokens(300).head_dim(7).causal(false).pad(3).test());

@@ -23,6 +23,26 @@ if(TARGET simdattn_cli)
              COMMAND ${SIMDATTN_BASH} ${cli_dir}/demo.sh $<TARGET_FILE:simdattn_cli>)
     set_tests_properties(cli_run_golden_reference cli_run_golden_fast cli_run_errors cli_run_options cli_demo
                          PROPERTIES TIMEOUT 300 LABELS cli)
+    # KV cache and GPT-2: `run --prefill`, `run --gpt2-layer` (tests/data/gpt2, made by
+    # tools/make_gpt2_checkpoint.py), `decode`, and their clean failures.
+    set(gpt2_dir ${CMAKE_CURRENT_SOURCE_DIR}/data/gpt2)
+    add_test(NAME cli_run_prefill_reference
+             COMMAND ${SIMDATTN_BASH} ${cli_dir}/run_prefill.sh $<TARGET_FILE:simdattn_cli>
+                     ${Python3_EXECUTABLE} ${golden_dir} reference)
+    add_test(NAME cli_run_prefill_fast
+             COMMAND ${SIMDATTN_BASH} ${cli_dir}/run_prefill.sh $<TARGET_FILE:simdattn_cli>
+                     ${Python3_EXECUTABLE} ${golden_dir} fast)
+    add_test(NAME cli_run_gpt2
+             COMMAND ${SIMDATTN_BASH} ${cli_dir}/run_gpt2.sh $<TARGET_FILE:simdattn_cli>
+                     ${Python3_EXECUTABLE} ${gpt2_dir})
+    add_test(NAME cli_run_kv_errors
+             COMMAND ${SIMDATTN_BASH} ${cli_dir}/run_kv_errors.sh $<TARGET_FILE:simdattn_cli>
+                     ${Python3_EXECUTABLE} ${golden_dir} ${gpt2_dir})
+    add_test(NAME cli_decode
+             COMMAND ${SIMDATTN_BASH} ${cli_dir}/decode.sh $<TARGET_FILE:simdattn_cli>
+                     ${Python3_EXECUTABLE} ${gpt2_dir})
+    set_tests_properties(cli_run_prefill_reference cli_run_prefill_fast cli_run_gpt2
+                         cli_run_kv_errors cli_decode PROPERTIES TIMEOUT 300 LABELS cli)
   else()
     message(STATUS "simdattn: CLI tests skipped (need bash and Python 3)")
   endif()

@@ -1,0 +1,234 @@
+// tools/cli/cmd_decode.cpp — `simdattn decode`: how fast a stack of attention layers generates,
+// the way a GPT-style model runs them: one MultiHeadAttention per layer, one KVCache per layer,
+// a prompt prefilled in one call per layer, then new tokens one at a time through every layer.
+//
+// What is being timed is the attention layers only. A real model has layer norms, MLPs and a
+// sampler between them; here they are stood in for by one RMS normalisation of each layer's
+// output before it enters the next layer (GPT-2 normalises every attention input the same way:
+// it is pre-LN), and the next token's input is the normalised output of the top layer for the
+// previous token (the first decoded token, with no prompt, is random). The normalisation keeps
+// magnitudes steady however many layers and steps are run, so no step ever computes on
+// subnormals; it costs O(B·d) per layer, nothing next to the attention.
+//
+// Per step, the library allocates only the Tensors forward() returns (the API returns tensors);
+// the KV caches are preallocated at their full capacity (prompt + new tokens) before timing.
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cli.hpp"
+#include "common.hpp"
+#include "simdattn/attention.hpp"
+#include "simdattn/gpt2.hpp"
+#include "simdattn/kv_cache.hpp"
+#include "simdattn/runtime.hpp"
+#include "simdattn/safetensors.hpp"
+
+namespace simdattn::cli {
+namespace {
+
+struct DecodeRequest {
+  std::int64_t prompt_tokens = 0, new_tokens = 0, d_model = 0, heads = 0;
+  std::int64_t batch = 1, layers = 1;
+  std::optional<std::string> weights_path;
+  std::int64_t gpt2_layer = 0;
+  std::uint64_t seed = 0;
+  Backend backend = Backend::fast;
+  bool json = false;
+};
+
+DecodeRequest parse_decode_flags(Args& args) {
+  DecodeRequest r;
+  r.prompt_tokens = args.take_int("prompt-tokens", -1, 0);
+  if (r.prompt_tokens < 0) throw UsageError{"missing required flag --prompt-tokens"};
+  r.new_tokens = args.take_int("new-tokens", 0, 1);
+  if (r.new_tokens < 1) throw UsageError{"missing required flag --new-tokens"};
+  const auto d_model = args.take_optional_int("d-model", 1);
+  const auto heads = args.take_optional_int("heads", 1);
+  r.batch = args.take_int("batch", 1, 1, 1 << 20);
+  r.layers = args.take_int("layers", 1, 1, 1 << 16);
+  r.weights_path = args.take_optional_string("weights");
+  const auto gpt2_layer = args.take_optional_int("gpt2-layer", 0);
+  r.seed = static_cast<std::uint64_t>(args.take_int("seed", 0, 0));
+  r.backend = parse_backend_flag(args.take_string("backend", "fast"));
+  r.json = args.take_flag("json");
+  apply_runtime_flags(args);
+  args.finish();
+
+  if (!heads) throw UsageError{"missing required flag --heads"};
+  r.heads = *heads;
+  if (r.weights_path.has_value() != gpt2_layer.has_value())
+    throw UsageError{"--weights and --gpt2-layer go together: --weights is a GPT-2 checkpoint "
+                     "and --gpt2-layer picks the layer whose attention every layer runs"};
+  r.gpt2_layer = gpt2_layer.value_or(0);
+  if (!d_model && !r.weights_path)
+    throw UsageError{"missing required flag --d-model (or give --weights and --gpt2-layer)"};
+  r.d_model = d_model.value_or(0);  // 0: from the checkpoint
+  if (r.prompt_tokens > (std::int64_t{1} << 30) || r.new_tokens > (std::int64_t{1} << 30))
+    throw UsageError{"--prompt-tokens and --new-tokens must each be at most 2^30"};
+  return r;
+}
+
+/// Seeded values in [-1, 1).
+Tensor random_tensor(std::vector<std::int64_t> shape, std::uint64_t seed) {
+  Tensor t(std::move(shape));
+  std::mt19937_64 gen(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (float& v : t.values()) v = dist(gen);
+  return t;
+}
+
+/// Every row of h [B, T, d] scaled to unit root-mean-square (the stand-in for a layer norm).
+void rms_normalise(Tensor& h) {
+  const std::int64_t d = h.dim(h.rank() - 1);
+  for (std::int64_t r = 0; r < h.numel() / d; ++r) {
+    float* row = h.data() + r * d;
+    double ss = 0.0;
+    for (std::int64_t c = 0; c < d; ++c) ss += double(row[c]) * row[c];
+    const double rms = std::sqrt(ss / static_cast<double>(d));
+    const float inv = rms > 0.0 && std::isfinite(rms) ? static_cast<float>(1.0 / rms) : 1.0f;
+    for (std::int64_t c = 0; c < d; ++c) row[c] *= inv;
+  }
+}
+
+/// The last token of each sequence of h [B, T, d]: [B, 1, d].
+Tensor last_token(const Tensor& h) {
+  const std::int64_t batch = h.dim(0), tokens = h.dim(1), d = h.dim(2);
+  Tensor out({batch, 1, d});
+  for (std::int64_t b = 0; b < batch; ++b)
+    std::copy_n(h.data() + (b * tokens + tokens - 1) * d, d, out.data() + b * d);
+  return out;
+}
+
+/// Sorted-sample quantile by linear interpolation between closest ranks (q = 0.5: the median).
+double quantile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  const double pos = q * static_cast<double>(v.size() - 1);
+  const auto lo = static_cast<std::size_t>(std::floor(pos));
+  const std::size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (pos - static_cast<double>(lo)) * (v[hi] - v[lo]);
+}
+
+int decode_command(Args& args) {
+  const DecodeRequest r = parse_decode_flags(args);
+  const std::int64_t context = r.prompt_tokens + r.new_tokens;
+
+  // The layers: random weights (seed + layer), or one GPT-2 layer's attention repeated.
+  std::optional<TensorMap> gpt2_state;
+  std::int64_t d = r.d_model;
+  if (r.weights_path) {
+    const TensorMap ckpt = load_safetensors(*r.weights_path);
+    const std::int64_t ckpt_d = gpt2_model_dim(ckpt, r.gpt2_layer);
+    if (d != 0 && d != ckpt_d)
+      throw UsageError{"--d-model (" + std::to_string(d) + ") does not match the checkpoint's (" +
+                       std::to_string(ckpt_d) + ")"};
+    d = ckpt_d;
+    gpt2_state = gpt2_attention_state_dict(ckpt, r.gpt2_layer);
+  }
+  std::vector<MultiHeadAttention> layers;
+  layers.reserve(static_cast<std::size_t>(r.layers));
+  for (std::int64_t l = 0; l < r.layers; ++l) {
+    layers.emplace_back(d, d, context, 0.0, r.heads, /*qkv_bias=*/true);
+    if (gpt2_state)
+      layers.back().load_state_dict(*gpt2_state);
+    else
+      layers.back().init_random(r.seed + static_cast<std::uint64_t>(l));
+  }
+  std::vector<KVCache> caches;
+  caches.reserve(layers.size());
+  for (const auto& layer : layers) caches.emplace_back(layer, r.batch);
+
+  ForwardOptions options;
+  options.backend = r.backend;
+  using clock = std::chrono::steady_clock;
+  auto seconds_since = [](clock::time_point t0) {
+    return std::chrono::duration<double>(clock::now() - t0).count();
+  };
+
+  // Prefill: the prompt through every layer, each layer's normalised output the next's input.
+  Tensor token = random_tensor({r.batch, 1, d}, r.seed ^ 0x5eedULL);
+  double prefill_s = 0.0;
+  if (r.prompt_tokens > 0) {
+    Tensor h = random_tensor({r.batch, r.prompt_tokens, d}, r.seed ^ 0x9e3779b97f4a7c15ULL);
+    const auto t0 = clock::now();
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+      h = layers[l].forward(h, caches[l], options);
+      rms_normalise(h);
+    }
+    token = last_token(h);
+    prefill_s = seconds_since(t0);
+  }
+
+  // Decode: one token per step through every layer.
+  std::vector<double> step_s;
+  step_s.reserve(static_cast<std::size_t>(r.new_tokens));
+  Progress progress("decode", r.new_tokens);
+  for (std::int64_t step = 0; step < r.new_tokens; ++step) {
+    const auto t0 = clock::now();
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+      token = layers[l].forward(token, caches[l], options);
+      rms_normalise(token);
+    }
+    step_s.push_back(seconds_since(t0));
+    progress.update(step + 1);
+  }
+  progress.finish();
+
+  double decode_s = 0.0;
+  for (double s : step_s) decode_s += s;
+  const double median_ms = 1e3 * quantile(step_s, 0.5);
+  const double p90_ms = 1e3 * quantile(step_s, 0.9);
+  const double tokens_per_s = static_cast<double>(r.batch * r.new_tokens) / decode_s;
+  double checksum = 0.0;  // the last token's values, so nothing can be optimised away
+  for (float v : token.values()) checksum += v;
+
+  if (r.json) {
+    nlohmann::json out;
+    out["prefill_s"] = prefill_s;
+    out["decode_median_ms"] = median_ms;
+    out["decode_p90_ms"] = p90_ms;
+    out["decode_total_s"] = decode_s;
+    out["tokens_per_s"] = tokens_per_s;
+    out["config"] = {{"prompt_tokens", r.prompt_tokens}, {"new_tokens", r.new_tokens},
+                     {"d_model", d},                     {"heads", r.heads},
+                     {"batch", r.batch},                 {"layers", r.layers},
+                     {"backend", backend_name(r.backend)}, {"seed", r.seed},
+                     {"weights", r.weights_path ? nlohmann::json(*r.weights_path) : nlohmann::json()},
+                     {"gpt2_layer", r.weights_path ? nlohmann::json(r.gpt2_layer) : nlohmann::json()}};
+    out["isa"] = isa_name(active_isa());
+    out["threads"] = num_threads();
+    out["checksum"] = std::isfinite(checksum) ? nlohmann::json(checksum) : nlohmann::json();
+    std::cout << out.dump() << "\n";
+  } else {
+    std::printf("decode: %lld layer(s) of MultiHeadAttention(d=%lld, heads=%lld), batch %lld, "
+                "%s backend, isa %s, %d thread(s)\n",
+                static_cast<long long>(r.layers), static_cast<long long>(d),
+                static_cast<long long>(r.heads), static_cast<long long>(r.batch),
+                backend_name(r.backend), isa_name(active_isa()), num_threads());
+    std::printf("  prefill  %lld token(s): %.3f ms\n", static_cast<long long>(r.prompt_tokens),
+                1e3 * prefill_s);
+    std::printf("  decode   %lld token(s): median %.3f ms/token, p90 %.3f ms/token, "
+                "%.1f tokens/s (batch x new tokens / decode time)\n",
+                static_cast<long long>(r.new_tokens), median_ms, p90_ms, tokens_per_s);
+  }
+  return 0;
+}
+
+const bool registered = register_command(
+    {"decode",
+     "decode --prompt-tokens P --new-tokens N --heads H (--d-model D | --weights W --gpt2-layer I "
+     "[--d-model D]) [--batch B] [--layers L] [--seed S] [--backend fast|reference] [--isa I] "
+     "[--threads N] [--json]",
+     decode_command});
+
+}  // namespace
+}  // namespace simdattn::cli

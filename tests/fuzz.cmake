@@ -12,4 +12,9 @@ if(SIMDATTN_BASH)
                    ${SIMDATTN_FUZZ_BUILD_DIR} fuzz_safetensors)
   set_tests_properties(fuzz_safetensors_smoke PROPERTIES
     SKIP_RETURN_CODE 77 TIMEOUT 900 LABELS fuzz RESOURCE_LOCK simdattn_fuzz_build)
+  add_test(NAME fuzz_module_smoke
+           COMMAND ${SIMDATTN_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/run_fuzz_smoke.sh
+                   ${SIMDATTN_FUZZ_BUILD_DIR} fuzz_module)
+  set_tests_properties(fuzz_module_smoke PROPERTIES
+    SKIP_RETURN_CODE 77 TIMEOUT 1800 LABELS fuzz RESOURCE_LOCK simdattn_fuzz_build)
 endif()

@@ -198,13 +198,26 @@ void flash_attention_block(const FlashBlockArgs& a) {
     // The running sum takes the un-dropped probabilities; dropout scales what P·V accumulates:
     // (sum_k p_k keep_k v_k) / (sum_k p_k) == sum_k (p_k / l) keep_k v_k, the reference's
     // dropout applied to normalised weights.
-    for (std::int64_t k = 0; k < keys; ++k) {
-      float* s = a.s + k * NR;
-      SIMDATTN_FLASH_UNROLL for (int c = 0; c < NV; ++c) {
-        V e = flash_exp<Arch>(V::load_aligned(s + c * W) - msafe[c]);
-        lsum[c] += e;
-        if (a.drop != nullptr) e *= V::load_unaligned(a.drop + k * a.ld_drop + q0 + c * W);
-        e.store_aligned(s + c * W);
+    float* const sbuf = a.s;
+    if (a.drop == nullptr) {
+      for (std::int64_t k = 0; k < keys; ++k) {
+        float* s = sbuf + k * NR;
+        SIMDATTN_FLASH_UNROLL for (int c = 0; c < NV; ++c) {
+          const V e = flash_exp<Arch>(V::load_aligned(s + c * W) - msafe[c]);
+          lsum[c] += e;
+          e.store_aligned(s + c * W);
+        }
+      }
+    } else {
+      const float* const drop = a.drop + q0;
+      const std::int64_t ld_drop = a.ld_drop;
+      for (std::int64_t k = 0; k < keys; ++k) {
+        float* s = sbuf + k * NR;
+        SIMDATTN_FLASH_UNROLL for (int c = 0; c < NV; ++c) {
+          const V e = flash_exp<Arch>(V::load_aligned(s + c * W) - msafe[c]);
+          lsum[c] += e;
+          (e * V::load_unaligned(drop + k * ld_drop + c * W)).store_aligned(s + c * W);
+        }
       }
     }
     SIMDATTN_FLASH_UNROLL for (int c = 0; c < NV; ++c) lsum[c].store_aligned(a.l + q0 + c * W);

@@ -1,0 +1,132 @@
+// tools/cli/cmd_bench_mha.cpp — `simdattn bench mha`: times MultiHeadAttention's forward
+// (qkv_bias, no dropout, random nn.Linear-initialised weights and uniform [-1, 1) input) on
+// the chosen backend, ISA and thread count: one warm-up forward, then the median of R timed
+// ones. GFLOP/s counts causal-useful FLOPs (see bench/bench_mha.cpp); peak_rss_mib is the
+// process's resident high-water mark over the timed forwards (VmHWM, reset before them on
+// Linux), so it includes x, y, the packed weights and the library's scratch.
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cli.hpp"
+#include "simdattn/attention.hpp"
+#include "simdattn/runtime.hpp"
+#include "simdattn/tensor.hpp"
+
+namespace simdattn::cli {
+namespace {
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/// A "Key:   123 kB" line of /proc/self/status in MiB (0 when unavailable).
+double status_mib(const std::string& key) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind(key, 0) == 0) return std::stod(line.substr(key.size())) / 1024.0;
+  return 0.0;
+}
+
+int bench_mha_command(Args& args) {
+  const std::int64_t batch = args.take_int("batch", 1, 1, 1 << 20);
+  const std::int64_t tokens = args.take_int("tokens", 1024, 1, 1 << 24);
+  const std::int64_t d_model = args.take_int("d-model", 768, 1, 1 << 20);
+  const std::int64_t heads = args.take_int("heads", 12, 1, 1 << 20);
+  const Backend backend = parse_backend(args.take_string("backend", "fast"));
+  const std::int64_t repeats = args.take_int("repeats", 5, 1, 1000000);
+  const bool json = args.take_flag("json");
+  apply_runtime_flags(args);
+  args.finish();
+  if (d_model % heads != 0)
+    throw UsageError{"--d-model (" + std::to_string(d_model) + ") must be divisible by --heads (" +
+                     std::to_string(heads) + ")"};
+
+  MultiHeadAttention mha(d_model, d_model, tokens, 0.0, heads, true);
+  mha.init_random(1);
+  std::vector<float> xv(static_cast<std::size_t>(batch * tokens * d_model));
+  std::mt19937 rng(2);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (float& v : xv) v = dist(rng);
+  const Tensor x({batch, tokens, d_model}, std::move(xv));
+  ForwardOptions options;
+  options.backend = backend;
+
+  { Tensor warm = mha.forward(x, options); }
+  const double rss_before = status_mib("VmRSS:");
+  {
+    std::ofstream clear("/proc/self/clear_refs");  // reset VmHWM to the current RSS
+    if (clear) clear << "5";
+  }
+  std::vector<double> wall, cpu;
+  for (std::int64_t i = 0; i < repeats; ++i) {
+    const double c0 = process_cpu_seconds();
+    const auto t0 = std::chrono::steady_clock::now();
+    Tensor y = mha.forward(x, options);
+    const auto t1 = std::chrono::steady_clock::now();
+    cpu.push_back(process_cpu_seconds() - c0);
+    wall.push_back(std::chrono::duration<double>(t1 - t0).count());
+  }
+  const double peak = status_mib("VmHWM:");
+  const double b = double(batch), t = double(tokens), d = double(d_model);
+  const double flops = 2.0 * b * t * d * 3.0 * d +
+                       4.0 * b * double(heads) * (d / double(heads)) * t * (t + 1.0) / 2.0 +
+                       2.0 * b * t * d * d;
+  const double med = median(wall);
+  if (json) {
+    nlohmann::json j;
+    j["batch"] = batch;
+    j["tokens"] = tokens;
+    j["d_model"] = d_model;
+    j["heads"] = heads;
+    j["backend"] = backend_name(backend);
+    j["isa"] = isa_name(active_isa());
+    j["threads"] = num_threads();
+    j["repeats"] = repeats;
+    j["median_s"] = med;
+    j["min_s"] = *std::min_element(wall.begin(), wall.end());
+    j["gflops"] = flops / med * 1e-9;
+    j["median_process_cpu_s"] = median(cpu);
+    j["peak_rss_mib"] = peak;
+    j["rss_growth_mib"] = peak - rss_before;
+    std::cout << j.dump() << "\n";
+  } else {
+    std::printf("MultiHeadAttention forward B=%lld T=%lld d=%lld heads=%lld backend=%s isa=%s "
+                "threads=%d\n",
+                static_cast<long long>(batch), static_cast<long long>(tokens),
+                static_cast<long long>(d_model), static_cast<long long>(heads),
+                backend_name(backend), isa_name(active_isa()), num_threads());
+    std::printf("median %.6f s over %lld runs (min %.6f s): %.2f GFLOP/s (causal-useful); "
+                "process CPU %.6f s; peak RSS %.1f MiB\n",
+                med, static_cast<long long>(repeats), *std::min_element(wall.begin(), wall.end()),
+                flops / med * 1e-9, median(cpu), peak);
+  }
+  return 0;
+}
+
+const bool registered = register_command(
+    {"bench mha",
+     "bench mha --batch B --tokens T --d-model D --heads H [--isa I] [--threads N] "
+     "[--backend fast|reference] [--repeats R] [--json]",
+     bench_mha_command});
+
+}  // namespace
+}  // namespace simdattn::cli

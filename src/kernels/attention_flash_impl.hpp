@@ -119,22 +119,37 @@ inline void prefetch_share(const FlashPrefetch (&hints)[kFlashPrefetchSlots], st
 
 template <class Arch>
 void flash_pack_queries(const FlashPackArgs& a) {
+  using V = flash_impl::Vec<Arch>;
+  constexpr int W = static_cast<int>(flash_impl::kW<Arch>);
   constexpr std::int64_t NR = flash_impl::kNr<Arch>;
   assert(a.q != nullptr && a.qt != nullptr && a.rows >= 1 && a.head_dim >= 1 &&
          a.ldq >= a.head_dim);
   const std::int64_t hd = a.head_dim;
-  const std::int64_t panels = (a.rows + NR - 1) / NR;
-  for (std::int64_t p = 0; p < panels; ++p) {
-    float* panel = a.qt + p * hd * NR;
-    for (std::int64_t j = 0; j < NR; ++j) {
-      const std::int64_t i = p * NR + j;
-      if (i < a.rows) {
-        const float* src = a.q + i * a.ldq;
-        for (std::int64_t d = 0; d < hd; ++d) panel[d * NR + j] = a.scale * src[d];
-      } else {
-        for (std::int64_t d = 0; d < hd; ++d) panel[d * NR + j] = 0.0f;
-      }
+  const std::int64_t full_d = hd - hd % W;
+  const std::int64_t groups = (a.rows + W - 1) / W;  // W queries at a time
+  const V scale(a.scale);
+  for (std::int64_t g = 0; g < groups; ++g) {
+    // Query group g is lanes (g % NV) * W .. of panel g / NV.
+    float* panel = a.qt + (g / kFlashNv) * hd * NR + (g % kFlashNv) * W;
+    const std::int64_t j0 = g * W;
+    const std::int64_t valid = a.rows - j0 < W ? a.rows - j0 : W;
+    // W x W blocks: W query rows in, W head-dim rows of the panel out.
+    for (std::int64_t d0 = 0; d0 < full_d; d0 += W) {
+      V t[W];
+      for (int i = 0; i < W; ++i)
+        t[i] = i < valid ? V::load_unaligned(a.q + (j0 + i) * a.ldq + d0) * scale : V(0.0f);
+      transpose_square<Arch, W>(t);
+      for (int k = 0; k < W; ++k) t[k].store_aligned(panel + (d0 + k) * NR);
     }
+    for (std::int64_t d = full_d; d < hd; ++d)
+      for (int i = 0; i < W; ++i)
+        panel[d * NR + i] = i < valid ? a.scale * a.q[(j0 + i) * a.ldq + d] : 0.0f;
+  }
+  // Whole groups past the last row (the panel's padding) are zero.
+  const std::int64_t panels = (a.rows + NR - 1) / NR;
+  for (std::int64_t g = groups; g < panels * kFlashNv; ++g) {
+    float* panel = a.qt + (g / kFlashNv) * hd * NR + (g % kFlashNv) * W;
+    for (std::int64_t d = 0; d < hd; ++d) V(0.0f).store_aligned(panel + d * NR);
   }
 }
 
@@ -240,19 +255,34 @@ void flash_attention_block(const FlashBlockArgs& a) {
 
 template <class Arch>
 void flash_attention_finish(const FlashFinishArgs& a) {
+  using V = flash_impl::Vec<Arch>;
+  constexpr int W = static_cast<int>(flash_impl::kW<Arch>);
   assert(a.ot != nullptr && a.l != nullptr && a.out != nullptr && a.rows >= 1 &&
-         a.head_dim >= 1 && a.ld_state >= a.rows && a.ldo >= a.head_dim);
-  for (std::int64_t i = 0; i < a.rows; ++i) {
-    // The output rows are usually cold and a page apart: ask for them a few rows ahead.
-    if (i + 4 < a.rows)
-      for (std::int64_t b = 0; b < a.head_dim * 4; b += 64)
-        __builtin_prefetch(reinterpret_cast<const char*>(a.out + (i + 4) * a.ldo) + b, 1, 3);
-    const float li = a.l[i];
+         a.head_dim >= 1 && a.ld_state >= a.rows && a.ld_state % W == 0 && a.ldo >= a.head_dim);
+  const std::int64_t hd = a.head_dim, ld = a.ld_state;
+  const std::int64_t full_d = hd - hd % W;
+  for (std::int64_t i0 = 0; i0 < a.rows; i0 += W) {
+    const std::int64_t valid = a.rows - i0 < W ? a.rows - i0 : W;
+    // The output rows are usually cold and a page apart: ask for the next group's early.
+    for (std::int64_t i = i0 + W; i < i0 + 2 * W && i < a.rows; ++i)
+      for (std::int64_t b = 0; b < hd * 4; b += 64)
+        __builtin_prefetch(reinterpret_cast<const char*>(a.out + i * a.ldo) + b, 1, 3);
     // l == 0: nothing was attended to (every score -inf); the row is zeros, not 0/0. A NaN l
     // gives a NaN inverse, so NaN rows stay NaN.
-    const float inv = li == 0.0f ? 0.0f : 1.0f / li;
-    float* out = a.out + i * a.ldo;
-    for (std::int64_t d = 0; d < a.head_dim; ++d) out[d] = a.ot[d * a.ld_state + i] * inv;
+    const V l = V::load_aligned(a.l + i0);
+    const V inv = xsimd::select(l == V(0.0f), V(0.0f), V(1.0f) / l);
+    alignas(64) float inv_lanes[W];
+    inv.store_aligned(inv_lanes);
+    // W x W blocks: W head-dim rows of O^T in, W output rows out.
+    for (std::int64_t d0 = 0; d0 < full_d; d0 += W) {
+      V t[W];
+      for (int k = 0; k < W; ++k) t[k] = V::load_aligned(a.ot + (d0 + k) * ld + i0) * inv;
+      transpose_square<Arch, W>(t);
+      for (int i = 0; i < valid; ++i) t[i].store_unaligned(a.out + (i0 + i) * a.ldo + d0);
+    }
+    for (std::int64_t d = full_d; d < hd; ++d)
+      for (int i = 0; i < valid; ++i)
+        a.out[(i0 + i) * a.ldo + d] = a.ot[d * ld + i0 + i] * inv_lanes[i];
   }
 }
 

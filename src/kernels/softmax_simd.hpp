@@ -98,6 +98,52 @@ inline void store_partial(const xsimd::batch<float, Arch>& x, float* p, std::int
   for (std::int64_t i = 0; i < n; ++i) p[i] = tmp[i];
 }
 
+/// Transposes the W x W block held in rows[0..W) (rows[i] lane k <-> rows[k] lane i). SSE and
+/// AVX use the classic unpack/shuffle networks; other ISAs go through the stack.
+template <class Arch, int W>
+inline void transpose_square(xsimd::batch<float, Arch> (&rows)[W]) noexcept {
+  static_assert(W == xsimd::batch<float, Arch>::size, "one row per lane");
+#if XSIMD_WITH_AVX
+  if constexpr (W == 8 && std::is_base_of<xsimd::avx, Arch>::value) {
+    __m256 r[8];
+    for (int i = 0; i < 8; ++i) r[i] = rows[i];
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    rows[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    rows[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    rows[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    rows[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    rows[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    rows[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    rows[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    rows[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+    return;
+  }
+#endif
+#if XSIMD_WITH_SSE2
+  if constexpr (W == 4 && std::is_base_of<xsimd::sse2, Arch>::value) {
+    __m128 r0 = rows[0], r1 = rows[1], r2 = rows[2], r3 = rows[3];
+    _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+    rows[0] = r0;
+    rows[1] = r1;
+    rows[2] = r2;
+    rows[3] = r3;
+    return;
+  }
+#endif
+  alignas(64) float a[W * W], b[W * W];
+  for (int i = 0; i < W; ++i) rows[i].store_aligned(a + i * W);
+  for (int i = 0; i < W; ++i)
+    for (int k = 0; k < W; ++k) b[k * W + i] = a[i * W + k];
+  for (int i = 0; i < W; ++i) rows[i] = xsimd::batch<float, Arch>::load_aligned(b + i * W);
+}
+
 /// Lane i holds float(i).
 template <class Arch>
 inline xsimd::batch<float, Arch> lane_iota() noexcept {

@@ -1,0 +1,8 @@
+# The installed package works for a consumer project: find_package(simdattn), the umbrella
+# header, the C API, pkg-config file (tests/consumer/run.sh).
+if(SIMDATTN_INSTALL)
+  add_test(NAME packaging_consumer
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/consumer/run.sh ${PROJECT_BINARY_DIR}
+                   ${CMAKE_CURRENT_SOURCE_DIR}/data/consumer_mha_d8_h2.safetensors)
+  set_tests_properties(packaging_consumer PROPERTIES TIMEOUT 900 LABELS packaging)
+endif()

@@ -167,18 +167,58 @@ PackedB pack_b(const float* b, std::int64_t ldb, Transpose trans, std::int64_t k
   return v;
 }
 
+namespace {
+
+// Full micro-panels with the tile height known at compile time: depth-outer, so each step
+// writes MR contiguous floats (one or two cache lines) from MR sequential row streams, which
+// the compiler unrolls completely. ~4x faster than a row-outer strided copy.
+template <int MR>
+void pack_a_full_panel(const float* a, std::int64_t lda, std::int64_t kc, float* panel) noexcept {
+  const float* rows[MR];
+  for (int i = 0; i < MR; ++i) rows[i] = a + i * lda;
+  for (std::int64_t p = 0; p < kc; ++p)
+    for (int i = 0; i < MR; ++i) panel[p * MR + i] = rows[i][p];
+}
+
+using PackFullPanelFn = void (*)(const float*, std::int64_t, std::int64_t, float*) noexcept;
+
+PackFullPanelFn full_panel_packer(int mr) noexcept {
+  switch (mr) {
+    case 3: return &pack_a_full_panel<3>;
+    case 6: return &pack_a_full_panel<6>;
+    case 14: return &pack_a_full_panel<14>;
+    default: return nullptr;
+  }
+}
+
+}  // namespace
+
 void pack_a_panels(const float* a, std::int64_t lda, std::int64_t rows, std::int64_t kc, int mr,
                    float* dst) noexcept {
+  const PackFullPanelFn full = full_panel_packer(mr);
+  // Each row contributes only kc floats (1 KiB) before the copy jumps lda ahead: too short a
+  // stream for the hardware prefetcher, and A comes from DRAM (it is read once per GEMM). So
+  // request the rows of the micro-panel two ahead while copying this one.
+  constexpr std::int64_t kLine = 64 / sizeof(float);
+  const auto prefetch_rows = [&](std::int64_t r_begin) {
+    const std::int64_t r_end = std::min(rows, r_begin + mr);
+    for (std::int64_t r = r_begin; r < r_end; ++r)
+      for (std::int64_t p = 0; p < kc; p += kLine) __builtin_prefetch(a + r * lda + p, 0, 3);
+  };
+  prefetch_rows(0);
+  prefetch_rows(mr);
   for (std::int64_t r0 = 0; r0 < rows; r0 += mr) {
     float* panel = dst + r0 * kc;  // (r0 / mr) * mr * kc
-    for (int i = 0; i < mr; ++i) {
-      if (r0 + i < rows) {
-        const float* in = a + (r0 + i) * lda;
-        for (std::int64_t p = 0; p < kc; ++p) panel[p * mr + i] = in[p];
-      } else {
-        for (std::int64_t p = 0; p < kc; ++p) panel[p * mr + i] = 0.0f;
-      }
+    const float* in = a + r0 * lda;
+    prefetch_rows(r0 + 2 * mr);
+    if (full != nullptr && r0 + mr <= rows) {
+      full(in, lda, kc, panel);
+      continue;
     }
+    // Generic tile heights and the bottom edge: rows past `rows` are zero.
+    const std::int64_t valid = std::min<std::int64_t>(mr, rows - r0);
+    for (std::int64_t p = 0; p < kc; ++p)
+      for (int i = 0; i < mr; ++i) panel[p * mr + i] = i < valid ? in[i * lda + p] : 0.0f;
   }
 }
 
@@ -206,13 +246,29 @@ void gemm_blocked(const GemmMicrokernel& uk, const GemmArgs& args, const PackedB
       // The first slice applies beta and bias; later slices accumulate into C.
       const GemmEpilogue ep = k0 == 0 ? GemmEpilogue{args.alpha, args.beta, args.bias}
                                       : GemmEpilogue{args.alpha, 1.0f, nullptr};
+      constexpr std::int64_t kFloatsPerLine = 64 / sizeof(float);
+      const std::int64_t lines_per_panel = ceil_div(kc * pw, kFloatsPerLine);
+      const std::int64_t b_lines_per_call =
+          ceil_div(lines_per_panel * (nr / pw), ceil_div(m1 - m0, mr));
       for (std::int64_t j = n0; j < n1; j += nr) {
         const float* b_panel = b.data + (j / pw) * b.panel_stride + k0 * pw;
         GemmEpilogue tile_ep = ep;
         if (tile_ep.bias != nullptr) tile_ep.bias += j;
         const std::int64_t n_valid = std::min(nr, n1 - j);
+        // The next B micro-panel comes from L3 (the kc x n slice of B is far larger than L2):
+        // left to the hardware, its first kernel call stalls on every line (measured: ~12% of
+        // the time on K = 768 shapes). So spread prefetches of it over this column's calls.
+        const float* next = j + nr < n1 ? b_panel + (nr / pw) * b.panel_stride : nullptr;
+        std::int64_t next_panel = 0, next_line = 0;  // progress through the next micro-panel
         const float* a_panel = a_pack.data();
         for (std::int64_t i = m0; i < m1; i += mr, a_panel += mr * kc) {
+          for (std::int64_t left = b_lines_per_call; next != nullptr && left > 0; --left) {
+            __builtin_prefetch(next + next_panel * b.panel_stride + next_line * kFloatsPerLine, 0, 3);
+            if (++next_line == lines_per_panel) {
+              next_line = 0;
+              if (++next_panel == nr / pw) next = nullptr;
+            }
+          }
           uk.fn(kc, a_panel, b_panel, b.panel_stride, args.c + i * args.ldc + j, args.ldc,
                 std::min(mr, m1 - i), n_valid, tile_ep);
         }

@@ -1,0 +1,197 @@
+// bench/bench_decode.cpp — one decode step (one new token) through GPT-2 small's 12 attention
+// layers (d = 768, 12 heads) with 1024 tokens already cached, next to a streaming read of a
+// 1 GiB buffer measured in the same run at the same thread count.
+//
+// Why the stream: a 1-token step is a GEMV against every layer's weights plus one pass over every
+// layer's cached K and V. Nothing it reads fits in cache (≈189 MB against a 32 MB L3), so its
+// floor is "bytes it must read / memory bandwidth". `x_of_stream_time` is the step's time over
+// that floor: 1.0 would be a step that does nothing but read its bytes once at full bandwidth.
+//
+// Every timed step sees the same cache: prefill 1024 tokens once (outside timing), then after
+// each step rewind every cache by the one token it appended. The public KVCache has no way to
+// truncate, so the rewind writes KVCache::Storage's counters (src/ is on this target's include
+// path); it is two integer stores per layer, so it stays inside the timed region.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "modules/kv_cache_storage.hpp"
+#include "simdattn/attention.hpp"
+#include "simdattn/error.hpp"
+#include "simdattn/kv_cache.hpp"
+#include "simdattn/runtime.hpp"
+
+namespace {
+
+using simdattn::Tensor;
+
+constexpr std::int64_t kLayers = 12, kModel = 768, kHeads = 12;
+
+/// Bytes one step must read at least once: every layer's packed QKV and out_proj weights
+/// (4·d² floats) and the K and V of every cached key plus the new one.
+double step_bytes(std::int64_t cached) {
+  return double(kLayers) * (4.0 * kModel * kModel + 2.0 * double(cached + 1) * kModel) *
+         sizeof(float);
+}
+
+// ---- streaming-read bandwidth ------------------------------------------------------------------
+
+using Vec8 = float __attribute__((vector_size(32)));  // explicit vectors: no -ffast-math needed
+
+/// Sums n floats with eight independent vector accumulators (so the adds never limit the rate).
+/// Built twice: for the baseline and, through the target attribute, for AVX2 — one core of the
+/// baseline build issues too few loads per cycle to reach the memory bandwidth an AVX2 GEMV
+/// reaches, which would make the floor look lower than it is.
+#define SIMDATTN_BENCH_SUM_BODY                                                 \
+  Vec8 a[8] = {};                                                               \
+  std::size_t i = 0;                                                            \
+  for (; i + 64 <= n; i += 64)                                                  \
+    for (int j = 0; j < 8; ++j) {                                               \
+      Vec8 v;                                                                   \
+      std::memcpy(&v, p + i + 8 * j, sizeof v);                                 \
+      a[j] += v;                                                                \
+    }                                                                           \
+  Vec8 t = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));   \
+  float s = 0.0f;                                                               \
+  for (int j = 0; j < 8; ++j) s += t[j];                                        \
+  for (; i < n; ++i) s += p[i];                                                 \
+  return s;
+
+__attribute__((noinline)) float sum_range_baseline(const float* p, std::size_t n) {
+  SIMDATTN_BENCH_SUM_BODY
+}
+#if defined(__x86_64__)
+__attribute__((noinline, target("avx2"))) float sum_range_avx2(const float* p, std::size_t n) {
+  SIMDATTN_BENCH_SUM_BODY
+}
+#endif
+#undef SIMDATTN_BENCH_SUM_BODY
+
+float sum_range(const float* p, std::size_t n) {
+#if defined(__x86_64__)
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return sum_range_avx2(p, n);
+#endif
+  return sum_range_baseline(p, n);
+}
+
+/// Median bytes/s of three parallel streaming reads (after one warm-up) of a 1 GiB buffer by
+/// `threads` threads, each summing one contiguous slice. Measured right after the steps it is
+/// compared with, every time, so that both see the same state of a shared machine.
+double stream_bandwidth(int threads) {
+  constexpr std::size_t kFloats = (std::size_t{1} << 30) / sizeof(float);
+  static std::vector<float> buffer(kFloats, 1.0f);  // written once: pages are really mapped
+  std::vector<double> rates;
+  for (int pass = 0; pass < 4; ++pass) {
+    std::vector<float> sums(static_cast<std::size_t>(threads));
+    std::vector<std::thread> pool;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        const std::size_t lo = kFloats * static_cast<std::size_t>(t) / threads;
+        const std::size_t hi = kFloats * static_cast<std::size_t>(t + 1) / threads;
+        sums[static_cast<std::size_t>(t)] = sum_range(buffer.data() + lo, hi - lo);
+      });
+    for (auto& th : pool) th.join();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    float total = 0.0f;
+    for (float v : sums) total += v;
+    benchmark::DoNotOptimize(total);
+    if (pass > 0) rates.push_back(double(kFloats * sizeof(float)) / s);  // pass 0 warms up
+  }
+  std::sort(rates.begin(), rates.end());
+  return rates[rates.size() / 2];
+}
+
+// ---- the decode step ---------------------------------------------------------------------------
+
+Tensor random_tensor(std::vector<std::int64_t> shape, std::uint64_t seed) {
+  Tensor t(std::move(shape));
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (float& v : t.values()) v = u(rng);
+  return t;
+}
+
+/// Arguments: threads, cached tokens (1024 is the benchmark; 1 leaves only the weights, which
+/// splits a step's time between weight and K/V streaming).
+void BM_DecodeStep_Gpt2Small(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  const std::int64_t cached = state.range(1);
+  simdattn::set_num_threads(threads);
+  std::vector<simdattn::MultiHeadAttention> layers;
+  std::vector<simdattn::KVCache> caches;
+  layers.reserve(kLayers);
+  for (std::int64_t l = 0; l < kLayers; ++l) {
+    layers.emplace_back(kModel, kModel, cached + 1, 0.0, kHeads, /*qkv_bias=*/true);
+    layers.back().init_random(1000 + static_cast<std::uint64_t>(l));
+  }
+  for (const auto& layer : layers) caches.emplace_back(layer, 1, cached + 1);
+
+  double step_s = 0.0;
+  try {
+    // Prefill: the prompt flows through the stack, each layer's output the next one's input.
+    Tensor h = random_tensor({1, cached, kModel}, 7);
+    for (std::int64_t l = 0; l < kLayers; ++l) h = layers[l].forward(h, caches[l]);
+    const Tensor token = random_tensor({1, 1, kModel}, 8);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto _ : state) {
+      Tensor x = token;
+      for (std::int64_t l = 0; l < kLayers; ++l) x = layers[l].forward(x, caches[l]);
+      benchmark::DoNotOptimize(x.data());
+      for (auto& c : caches) {  // back to `cached` held tokens for the next step
+        c.storage().length -= 1;
+        c.storage().position -= 1;
+      }
+    }
+    step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+             static_cast<double>(std::max<benchmark::IterationCount>(state.iterations(), 1));
+  } catch (const simdattn::Error& e) {
+    state.SkipWithError(e.what());
+    simdattn::set_num_threads(0);
+    return;
+  }
+
+  const double bandwidth = stream_bandwidth(threads);
+  const double bytes = step_bytes(cached);
+  state.counters["bytes_per_step"] = bytes;
+  state.counters["bytes/s"] = benchmark::Counter(
+      bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1024);
+  state.counters["stream_GBps"] = bandwidth / 1e9;
+  // The step's time in units of its floor, bytes / streaming bandwidth (same threads, same run).
+  state.counters["x_of_stream_time"] = step_s / (bytes / bandwidth);
+  state.SetLabel(std::string("isa=") + simdattn::isa_name(simdattn::active_isa()) +
+                 " threads=" + std::to_string(simdattn::num_threads()) +
+                 " layers=12 d=768 heads=12 cached=" + std::to_string(cached));
+  simdattn::set_num_threads(0);
+}
+
+BENCHMARK(BM_DecodeStep_Gpt2Small)
+    ->ArgNames({"threads", "cached"})
+    ->Args({1, 1024})
+    ->Args({2, 1024})
+    ->Args({1, 1})
+    ->Args({2, 1})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(2.0);
+
+}  // namespace
+
+// The suite's main, weak so that a bench/ file that defines its own main takes precedence.
+__attribute__((weak)) int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

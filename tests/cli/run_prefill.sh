@@ -24,6 +24,15 @@ while read -r name module heads context tokens; do
     count=$((count + 1))
   done
 done <"$work/cases"
+
+# Training mode: the dropout mask is a function of (seed, batch, head, query, key) positions, so
+# a prompt + token-by-token run drops exactly what the full forward drops.
+read -r name module heads context tokens < <(grep ' mha ' "$work/cases" | head -1)
+train=(--module mha --num-heads "$heads" --input "$golden/$name.safetensors"
+       --weights "$work/$name.weights.safetensors" --backend "$backend" --dropout 0.5 --train --seed 9)
+"$simdattn" run "${train[@]}" --output "$work/train_full.safetensors"
+"$simdattn" run "${train[@]}" --output "$work/train_p2.safetensors" --prefill 2
+echo "compare_y '$work/train_full.safetensors' '$work/train_p2.safetensors' 1e-5" >>"$work/compare"
 "$python" "$tool" batch <"$work/compare"
 (( count >= 12 )) || { echo "only $count prefill runs from $golden" >&2; exit 1; }
 echo "run_prefill: $count runs reproduced the golden y on the $backend backend"

@@ -11,10 +11,15 @@
 // - K/V block copy: the kernels walk K and V row by row, one row per inner-loop step of P·V. At
 //   the modules' row stride (3 * inner floats, 9 KiB for GPT-2) every step touches a new 4 KiB
 //   page and the L1 TLB (64 entries on Zen 3) thrashes: measured 36 vs 56 GFLOP/s per core. So
-//   a block whose rows span more than 16 pages is first copied into contiguous rows (a row-wise
-//   memcpy, ~2% of the block's work); narrow strides are read in place.
+//   a block whose rows span more than 16 pages is first copied into contiguous rows (row-wise
+//   memcpy: 3-8% of the attention time in profiles, where FastAttention's scratch also has
+//   transparent huge pages; without them the misses it avoids cost far more); narrow strides
+//   (a KV cache's [.., T, hd] rows) are read in place.
+// - Prefetch: K/V rows of the next key block, and the first rows of the block the thread runs
+//   next, are requested while the current block computes (spread over its panels).
 // Work balance: a causal query block i needs i + 1 key blocks, so blocks i and n-1-i are paired
-// into one task (n + 1 key blocks each); tasks are (batch, head, pair), scheduled dynamically.
+// into one task (n + 1 key blocks each); tasks are (batch, head, pair), statically partitioned
+// so that each thread knows its next task (for the prefetch).
 // Determinism: each output row is produced by exactly one task with a fixed reduction order, so
 // the result is bitwise the same for any thread count and any scheduling.
 #include "drivers/attention_flash.hpp"

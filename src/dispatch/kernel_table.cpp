@@ -21,7 +21,7 @@ namespace {
 // The AVX-512 values are a starting point (14 x 32 tile: a 192 x 32 x 4 B = 24 KiB B
 // micro-panel in a 32/48 KiB L1, a 168 x 192 A block in a 1-2 MiB L2); no AVX-512 machine was
 // available to tune them.
-constexpr std::int64_t kNcDefault = 4080 - 4080 % 32;
+constexpr std::int64_t kNcDefault = 4080;
 
 KernelTable make_table(Isa isa) {
   KernelTable t;

@@ -44,43 +44,46 @@ std::int64_t depth_step(std::int64_t k, std::int64_t kc) {
   return ceil_div(k, ceil_div(k, kc));
 }
 
+// The task grid: row_blocks x col_blocks blocks of whole tiles. Block r covers tiles
+// [r * tiles_m / row_blocks, (r + 1) * tiles_m / row_blocks), so blocks differ by at most one
+// tile and a static partition stays balanced. Every element is computed by the same tile
+// whatever the grid, hence the same bits for any thread count.
 struct TaskGrid {
-  std::int64_t m_block, n_block, row_blocks, col_blocks;
+  std::int64_t tiles_m, tiles_n, row_blocks, col_blocks;
+  std::int64_t max_block_rows(std::int64_t mr) const { return ceil_div(tiles_m, row_blocks) * mr; }
 };
 
-// Task blocks are whole tiles, so every element is computed by the same tile position whatever
-// the grid (hence the same bits for any thread count). Automatic grid: mc-tall blocks (the A
-// block the kernel is tuned for) and as few column blocks as possible (each column block repacks
-// its A block), but with several threads enough blocks for a static partition to balance — at
-// least 4 per thread and, while that is cheap, a multiple of the thread count.
+// Automatic grid: blocks of at most mc rows (the A block the kernel is tuned for) and at most nc
+// columns. With several threads: at least 4 blocks per thread (rows first; columns only when
+// rows run out, since each column block repacks its A block), and a block count that is a
+// multiple of the thread count, so the static partition gives every thread the same work.
 TaskGrid make_grid(const GemmMicrokernel& uk, std::int64_t m, std::int64_t n, std::int64_t k,
                    GemmSplit split) {
-  const std::int64_t mr = uk.mr, nr = uk.nr;
   TaskGrid g{};
-  g.m_block = split.m_block > 0 ? round_up(split.m_block, mr) : round_up(uk.mc, mr);
-  g.n_block = split.n_block > 0 ? round_up(split.n_block, nr)
-                                : std::min(round_up(uk.nc, nr), round_up(n, nr));
-  g.row_blocks = ceil_div(m, g.m_block);
-  g.col_blocks = ceil_div(n, g.n_block);
-  if (split.m_block > 0 || split.n_block > 0) return g;
+  g.tiles_m = ceil_div(m, uk.mr);
+  g.tiles_n = ceil_div(n, uk.nr);
+  const auto blocks = [](std::int64_t tiles, std::int64_t block, std::int64_t tile) {
+    return ceil_div(tiles, std::max<std::int64_t>(1, ceil_div(block, tile)));
+  };
+  if (split.m_block > 0 || split.n_block > 0) {
+    g.row_blocks = blocks(g.tiles_m, split.m_block > 0 ? split.m_block : uk.mc, uk.mr);
+    g.col_blocks = blocks(g.tiles_n, split.n_block > 0 ? split.n_block : uk.nc, uk.nr);
+    return g;
+  }
+  g.row_blocks = blocks(g.tiles_m, uk.mc, uk.mr);
+  g.col_blocks = blocks(g.tiles_n, uk.nc, uk.nr);
   const std::int64_t threads = num_threads();
   // Below ~0.5 M multiply-adds a second thread costs more to wake than it saves.
   if (threads <= 1 || m * n * k < (std::int64_t{1} << 19)) return g;
-  const std::int64_t tiles_n = ceil_div(n, nr);
-  auto tasks = [&] { return g.row_blocks * g.col_blocks; };
-  auto want_more = [&] {
-    return tasks() < 4 * threads || (tasks() < 16 * threads && tasks() % threads != 0);
-  };
-  // Split columns until there are enough tasks (columns are cheaper to split than rows: a
-  // narrower block repacks A more often but keeps the tuned mc).
-  for (std::int64_t cb = g.col_blocks + 1; cb <= tiles_n && want_more(); ++cb) {
-    g.n_block = round_up(ceil_div(n, cb), nr);
-    g.col_blocks = ceil_div(n, g.n_block);
-  }
-  // Then rows, for short wide problems.
-  while (tasks() < 4 * threads && g.m_block > mr) {
-    g.m_block = round_up(ceil_div(g.m_block, 2), mr);
-    g.row_blocks = ceil_div(m, g.m_block);
+  const std::int64_t want = 4 * threads;
+  if (g.row_blocks * g.col_blocks < want)
+    g.row_blocks = std::min(g.tiles_m, ceil_div(want, g.col_blocks));
+  if (g.row_blocks * g.col_blocks < want)
+    g.col_blocks = std::min(g.tiles_n, ceil_div(want, g.row_blocks));
+  // Round the count up to a multiple of the threads where the tiles allow it.
+  if (g.row_blocks * g.col_blocks % threads != 0) {
+    const std::int64_t rb = round_up(g.row_blocks, threads);
+    if (rb <= g.tiles_m) g.row_blocks = rb;
   }
   return g;
 }
@@ -233,10 +236,11 @@ void gemm_blocked(const GemmMicrokernel& uk, const GemmArgs& args, const PackedB
   const TaskGrid grid = make_grid(uk, m, n, k, split);
 
   parallel_for_blocks(grid.row_blocks * grid.col_blocks, [&](std::int64_t task) {
-    const std::int64_t m0 = (task / grid.col_blocks) * grid.m_block;
-    const std::int64_t n0 = (task % grid.col_blocks) * grid.n_block;
-    const std::int64_t m1 = std::min(m, m0 + grid.m_block);
-    const std::int64_t n1 = std::min(n, n0 + grid.n_block);
+    const std::int64_t rb = task / grid.col_blocks, cb = task % grid.col_blocks;
+    const std::int64_t m0 = rb * grid.tiles_m / grid.row_blocks * mr;
+    const std::int64_t m1 = std::min(m, (rb + 1) * grid.tiles_m / grid.row_blocks * mr);
+    const std::int64_t n0 = cb * grid.tiles_n / grid.col_blocks * nr;
+    const std::int64_t n1 = std::min(n, (cb + 1) * grid.tiles_n / grid.col_blocks * nr);
     BorrowedWorkspace workspace(tls_a_workspace);
     AlignedFloats& a_pack = workspace.buffer();
     a_pack.ensure(round_up(m1 - m0, mr) * kc_step);

@@ -18,6 +18,11 @@ namespace {
 //   the task height, so the parallel grid stays fine-grained for load balance.
 // - nc: columns of the task block; the kc x nc slice of packed B (at most ~4 MiB) lives in L3.
 //   Tasks narrower than N also exist for load balance when M is small (see the driver).
+// Tuning on the 2-vCPU Zen 3 box (1 thread, M = 2048/8192, N = 768/2304, K = 768, paired
+// ratios over 25-41 interleaved rounds): mc 72..288 x kc 256..768 all landed within +-3% of
+// 144 x 256 — the box's noise — while kc = full K with small mc lost ~9% on N = 2304 (B is
+// then re-streamed from L3 per 24-72 rows). So the BLIS values stay. What did matter was
+// prefetching (next B micro-panel, C tile, A rows): see the driver and the kernel.
 // The AVX-512 values are a starting point (14 x 32 tile: a 192 x 32 x 4 B = 24 KiB B
 // micro-panel in a 32/48 KiB L1, a 168 x 192 A block in a 1-2 MiB L2); no AVX-512 machine was
 // available to tune them.

@@ -3,6 +3,7 @@
 // KV-cache splits, and the raw bits of the inputs and weights (NaN and Inf included). Any
 // simdattn::Error is a correct answer; a crash, a sanitizer report, a wrong output shape or
 // another exception type is a bug.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -97,7 +98,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       simdattn::KVCache cache(*module, batch, in.size(0, 24), in.byte() & 1);
       std::int64_t t = 0;
       while (t < tokens) {
-        const std::int64_t n = t == 0 && prefill > 0 ? prefill : 1;
+        const std::int64_t n = std::min(tokens - t, t == 0 && prefill > 0 ? prefill : std::int64_t{1});
         simdattn::Tensor part({batch, n, d_in});
         for (std::int64_t b = 0; b < batch; ++b)
           for (std::int64_t i = 0; i < n * d_in; ++i)

@@ -207,6 +207,8 @@ TEST_P(FastAttentionDriver, UnmaskedAndLongSequences) {
   ASSERT_TRUE(AttentionTester().heads(2).tokens(300).head_dim(64).causal(false).test());
   ASSERT_TRUE(AttentionTester().heads(1).tokens(300).head_dim(7).causal(false).pad(3).test());
   ASSERT_TRUE(AttentionTester().tokens(513).head_dim(16).seed(4).test());
+  // Long enough for the 16-panel query blocks of long sequences.
+  ASSERT_TRUE(AttentionTester().tokens(2100).head_dim(8).pad(3).seed(5).test());
 }
 
 TEST_P(FastAttentionDriver, QueryOffsetsLikeAKvCacheStep) {

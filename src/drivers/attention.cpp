@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/validate.hpp"
+#include "drivers/attention_decode.hpp"
 #include "drivers/attention_flash.hpp"
 #include "drivers/parallel.hpp"
 #include "drivers/softmax.hpp"
@@ -224,7 +225,12 @@ void FastAttention::forward_cached(const float* x, std::int64_t batch, std::int6
   p.q_offset = cache.position;
   p.k_offset = cache.first_position();
   p.dropout = dropout;
-  flash_attention(p);
+  // A decode step (one or two queries per head) is a pass over the cache: the head_dim-wise
+  // kernel keeps it memory-bound, where the query-vectorised flash kernel would idle its lanes.
+  if (tokens <= 2)
+    decode_attention(p);
+  else
+    flash_attention(p);
 
   if (spec.out_proj)
     sgemm_packed(m, 1.0f, ctx, inner, st.wo, 0.0f, y, inner, st.bo.data());

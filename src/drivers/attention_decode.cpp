@@ -1,0 +1,81 @@
+// src/drivers/attention_decode.cpp — the decode driver: visible keys per query (the causal
+// limit by absolute position), the dropout multipliers of the row (computed here at baseline:
+// dropout.hpp is shared inline code that must stay out of the ISA translation units), and
+// oneTBB over (batch, head).
+#include "drivers/attention_decode.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdlib>
+#include <new>
+
+#include "dispatch/decode_kernels.hpp"
+#include "drivers/parallel.hpp"
+
+namespace simdattn::detail {
+namespace {
+
+/// Per-thread scratch (scores and dropout multipliers), grow-only.
+float* decode_scratch(std::int64_t n) {
+  struct Buffer {
+    float* data = nullptr;
+    std::int64_t size = 0;
+    ~Buffer() { std::free(data); }
+  };
+  thread_local Buffer buffer;
+  if (n > buffer.size) {
+    std::free(buffer.data);
+    buffer.data = static_cast<float*>(std::malloc(static_cast<std::size_t>(n) * sizeof(float)));
+    buffer.size = buffer.data != nullptr ? n : 0;
+    if (buffer.data == nullptr) throw std::bad_alloc();
+  }
+  return buffer.data;
+}
+
+}  // namespace
+
+void decode_attention(const FlashProblem& p) {
+  assert(p.k_row_stride == p.v_row_stride && "the cache holds K and V rows alike");
+  const DecodeRowFn kernel = decode_row_kernel(active_isa());
+  const float keep_scale = static_cast<float>(p.dropout.keep_scale());
+  parallel_for_blocks(p.batch * p.heads, [&](std::int64_t task) {
+    const std::int64_t b = task / p.heads, h = task % p.heads;
+    float* scratch = decode_scratch(2 * p.kv_len);
+    for (std::int64_t t = 0; t < p.q_len; ++t) {
+      // Keys at absolute positions k_offset + j <= q_offset + t are visible.
+      const std::int64_t visible =
+          p.causal ? std::clamp<std::int64_t>(p.q_offset + t - p.k_offset + 1, 0, p.kv_len)
+                   : p.kv_len;
+      float* out = p.out + b * p.out_batch_stride + h * p.out_head_stride + t * p.out_row_stride;
+      if (visible == 0) {
+        std::fill(out, out + p.head_dim, 0.0f);
+        continue;
+      }
+      float* keep = nullptr;
+      if (p.dropout.active()) {
+        keep = scratch + p.kv_len;
+        for (std::int64_t j = 0; j < visible; ++j)
+          keep[j] = dropout_keep(p.dropout, static_cast<std::uint64_t>(b),
+                                 static_cast<std::uint64_t>(h),
+                                 static_cast<std::uint64_t>(p.q_offset + t),
+                                 static_cast<std::uint64_t>(p.k_offset + j))
+                        ? keep_scale
+                        : 0.0f;
+      }
+      DecodeRowArgs args;
+      args.q = p.q + b * p.q_batch_stride + h * p.q_head_stride + t * p.q_row_stride;
+      args.k = p.k + b * p.k_batch_stride + h * p.k_head_stride;
+      args.v = p.v + b * p.v_batch_stride + h * p.v_head_stride;
+      args.kv_stride = p.k_row_stride;
+      args.keys = visible;
+      args.head_dim = p.head_dim;
+      args.scale = p.scale;
+      args.keep = keep;
+      args.scores = scratch;
+      args.out = out;
+      kernel(args);
+    }
+  });
+}
+
+}  // namespace simdattn::detail

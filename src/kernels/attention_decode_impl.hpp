@@ -1,0 +1,75 @@
+// src/kernels/attention_decode_impl.hpp — body of the decode attention kernel. Included only by
+// src/kernels/isa/decode_<isa>.cpp; every helper is a template on Arch (see softmax_simd.hpp).
+#pragma once
+
+#include "kernels/attention_decode.hpp"
+#include "kernels/softmax_simd.hpp"
+
+namespace simdattn::detail {
+
+template <class Arch>
+void decode_attention_row(const DecodeRowArgs& a) {
+  using V = xsimd::batch<float, Arch>;
+  constexpr std::int64_t W = static_cast<std::int64_t>(V::size);
+  const std::int64_t hd = a.head_dim, n = a.keys;
+  const float* q = a.q;
+
+  // Scores: one dot product per key along head_dim (two accumulators for two FMA chains).
+  float max = -__builtin_inff();
+  for (std::int64_t j = 0; j < n; ++j) {
+    const float* kj = a.k + j * a.kv_stride;
+    V acc0(0.0f), acc1(0.0f);
+    std::int64_t d = 0;
+    for (; d + 2 * W <= hd; d += 2 * W) {
+      acc0 = flash_madd<Arch>(V::load_unaligned(q + d), V::load_unaligned(kj + d), acc0);
+      acc1 = flash_madd<Arch>(V::load_unaligned(q + d + W), V::load_unaligned(kj + d + W), acc1);
+    }
+    for (; d + W <= hd; d += W)
+      acc0 = flash_madd<Arch>(V::load_unaligned(q + d), V::load_unaligned(kj + d), acc0);
+    if (d < hd)
+      acc0 = flash_madd<Arch>(load_partial<Arch>(q + d, hd - d, 0.0f),
+                              load_partial<Arch>(kj + d, hd - d, 0.0f), acc0);
+    const float s = xsimd::hadd(acc0 + acc1) * a.scale;
+    a.scores[j] = s;
+    max = s > max ? s : max;  // NaN never wins here; it reaches the sum below instead
+  }
+
+  // Exponentials and their sum. An all -inf row has nothing to attend to: its weights are 0
+  // (exp(-inf - -inf) would be NaN). A NaN score gives a NaN sum and so a NaN row.
+  const bool nothing = max == -__builtin_inff();
+  const V vmax(max);
+  V vsum(0.0f);
+  std::int64_t j = 0;
+  for (; j + W <= n; j += W) {
+    const V e = nothing ? V(0.0f) : flash_exp<Arch>(V::load_unaligned(a.scores + j) - vmax);
+    e.store_unaligned(a.scores + j);
+    vsum += e;
+  }
+  if (j < n) {
+    const V e = nothing ? V(0.0f)
+                        : flash_exp<Arch>(load_partial<Arch>(a.scores + j, n - j, -__builtin_inff()) - vmax);
+    store_partial<Arch>(e, a.scores + j, n - j);
+    vsum += e;
+  }
+  const float sum = xsimd::hadd(vsum);
+  const float inv = nothing ? 0.0f : 1.0f / sum;
+
+  // out = sum_j w_j v_j with w_j = p_j / sum (times keep_j): row updates of the output.
+  float* out = a.out;
+  for (std::int64_t d = 0; d < hd; ++d) out[d] = 0.0f;
+  for (std::int64_t jj = 0; jj < n; ++jj) {
+    float w = a.scores[jj] * inv;
+    if (a.keep != nullptr) w *= a.keep[jj];
+    const V vw(w);
+    const float* vj = a.v + jj * a.kv_stride;
+    std::int64_t d = 0;
+    for (; d + W <= hd; d += W)
+      flash_madd<Arch>(vw, V::load_unaligned(vj + d), V::load_unaligned(out + d)).store_unaligned(out + d);
+    if (d < hd)
+      store_partial<Arch>(flash_madd<Arch>(vw, load_partial<Arch>(vj + d, hd - d, 0.0f),
+                                           load_partial<Arch>(out + d, hd - d, 0.0f)),
+                          out + d, hd - d);
+  }
+}
+
+}  // namespace simdattn::detail

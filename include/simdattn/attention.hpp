@@ -81,6 +81,11 @@ class AttentionModule {
   /// each of the cache's B sequences; their K and V are appended and they attend to everything
   /// cached. Equals the matching rows of a full forward over the whole sequence.
   Tensor forward(const Tensor& x, KVCache& cache, const ForwardOptions& options = {}) const;
+  /// The same, writing into `y`: when y already has the output's shape its storage is reused,
+  /// so a decode loop that keeps one y per layer allocates nothing per step. Otherwise y is
+  /// resized. y must not alias x.
+  void forward_into(const Tensor& x, KVCache& cache, Tensor& y,
+                    const ForwardOptions& options = {}) const;
 
   /// Strict load: every parameter must be present with its exact shape; a `mask` buffer is
   /// ignored; any other unknown key is an error. Throws Error(invalid_argument) naming the key.

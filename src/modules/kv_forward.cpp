@@ -11,6 +11,13 @@ namespace simdattn {
 
 Tensor AttentionModule::forward(const Tensor& x, KVCache& cache,
                                 const ForwardOptions& options) const {
+  Tensor y;
+  forward_into(x, cache, y, options);
+  return y;
+}
+
+void AttentionModule::forward_into(const Tensor& x, KVCache& cache, Tensor& y,
+                                   const ForwardOptions& options) const {
   if (!core_) detail::fail_arg("AttentionModule::forward: the module was moved from");
   const detail::AttentionSpec& spec = core_->spec();
   const char* who = spec.module_name.c_str();
@@ -36,9 +43,12 @@ Tensor AttentionModule::forward(const Tensor& x, KVCache& cache,
   if (options.attn_weights != nullptr)
     detail::fail_arg(who, ": options.attn_weights is not available through a KVCache");
 
+  if (&y == &x) detail::fail_arg(who, ": forward_into: y must not alias x");
+  const std::vector<std::int64_t> shape =
+      r == 3 ? std::vector<std::int64_t>{batch, tokens, spec.output_dim()}
+             : std::vector<std::int64_t>{tokens, spec.output_dim()};
+  if (y.shape() != shape) y = Tensor(shape);  // reused as is when the shape matches
   s.make_room(tokens);  // throws Error(capacity) before anything changes
-  Tensor y(r == 3 ? std::vector<std::int64_t>{batch, tokens, spec.output_dim()}
-                  : std::vector<std::int64_t>{tokens, spec.output_dim()});
   const detail::DropoutParams dropout{options.train ? spec.dropout : 0.0, options.seed};
   if (options.backend == Backend::reference)
     detail::attention_forward_reference_cached(spec, core_->weights(), x.data(), batch, tokens,
@@ -46,7 +56,6 @@ Tensor AttentionModule::forward(const Tensor& x, KVCache& cache,
   else
     core_->fast().forward_cached(x.data(), batch, tokens, y.data(), dropout, s);
   s.commit(tokens);
-  return y;
 }
 
 }  // namespace simdattn

@@ -14,6 +14,7 @@
 
 #include "kernels/gemm_params.hpp"
 #include "kernels/gemm_ukernel.hpp"
+#include "kernels/softmax_simd.hpp"
 
 #if defined(__GNUC__) && !defined(__clang__)
 #define SIMDATTN_UNROLL _Pragma("GCC unroll 32")
@@ -25,20 +26,12 @@
 
 namespace simdattn::detail {
 
-/// x * y + z with one rounding where the ISA has FMA. xsimd 8.1 has no AVX-512 fma overload
-/// (it falls back to mul + add and relies on contraction), so AVX-512 calls the intrinsic.
+/// x * y + z with one rounding where the ISA has FMA: the kernels' shared helper.
 template <class Arch>
 inline xsimd::batch<float, Arch> gemm_madd(const xsimd::batch<float, Arch>& x,
                                            const xsimd::batch<float, Arch>& y,
                                            const xsimd::batch<float, Arch>& z) noexcept {
-#if XSIMD_WITH_AVX512F
-  if constexpr (std::is_base_of<xsimd::avx512f, Arch>::value) {
-    return _mm512_fmadd_ps(x, y, z);
-  } else
-#endif
-  {
-    return xsimd::fma(x, y, z);
-  }
+  return flash_madd<Arch>(x, y, z);
 }
 
 /// Applies the epilogue to MR x (NV vectors) accumulators and stores them to c (all lanes

@@ -21,11 +21,25 @@ Needs torch (Debian's):
 
 import argparse
 import json
+import os
 import statistics
+import sys
 import time
 
-import torch
-import torch.nn as nn
+
+def _pin_blas_threads(argv):
+    """Pins every BLAS/OpenMP pool to --threads before torch loads: torch.set_num_threads alone
+    does not reach the OpenBLAS that Debian's torch calls, which would otherwise use all cores."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument('--threads', type=int, default=1)
+    threads = str(pre.parse_known_args(argv)[0].threads)
+    for var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
+        os.environ[var] = threads
+
+
+_pin_blas_threads(sys.argv[1:])
+import torch  # noqa: E402  (after the thread pinning above)
+import torch.nn as nn  # noqa: E402
 
 
 class MultiHeadAttention(nn.Module):

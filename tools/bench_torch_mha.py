@@ -21,6 +21,7 @@ that configuration's own high-water mark; a configuration that runs out of memor
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -103,6 +104,17 @@ def run_one(impl, batch, tokens, d, heads, threads, repeats):
     }
 
 
+def pinned_env(threads):
+    """The child's environment with every BLAS/OpenMP pool pinned to `threads`.
+    torch.set_num_threads alone does not reach the OpenBLAS that Debian's torch calls for its
+    matmuls (measured: at --threads 1 a child used ~2 CPU-seconds per wall second on 2 cores),
+    so without this a "1 thread" peer quietly runs on every core."""
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(threads)
+    return env
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--impl", nargs="+", choices=("book", "nn"), default=["book", "nn"])
@@ -136,7 +148,8 @@ def main():
                        str(threads), "--batch", str(b), "--tokens", str(t), "--d-model",
                        str(args.d_model), "--heads", str(args.heads), "--repeats",
                        str(args.repeats if b * t <= 4096 else max(1, min(args.repeats, 3)))]
-                r = subprocess.run(cmd, capture_output=True, text=True)
+                r = subprocess.run(cmd, capture_output=True, text=True,
+                                   env=pinned_env(threads))
                 line = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else json.dumps(
                     {"impl": impl, "batch": b, "tokens": t, "threads": threads,
                      "error": "child exited with %d: %s" % (r.returncode, r.stderr.strip()[-200:])})

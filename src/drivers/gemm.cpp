@@ -232,6 +232,7 @@ void gemm_blocked(const GemmMicrokernel& uk, const GemmArgs& args, const PackedB
   assert(m >= 1 && n >= 1 && k >= 1 && uk.fn != nullptr);
   assert(nr % pw == 0 && "a tile must cover whole panels");
   assert(ceil_div(round_up(n, nr), pw) <= b.panels && "packed B lacks padding panels");
+  assert((args.c_group <= 0 || args.c_group % nr == 0) && "a tile must not straddle C groups");
   const std::int64_t kc_step = depth_step(k, uk.kc);
   const TaskGrid grid = make_grid(uk, m, n, k, split);
 
@@ -273,7 +274,7 @@ void gemm_blocked(const GemmMicrokernel& uk, const GemmArgs& args, const PackedB
               if (++next_panel == nr / pw) next = nullptr;
             }
           }
-          uk.fn(kc, a_panel, b_panel, b.panel_stride, args.c + i * args.ldc + j, args.ldc,
+          uk.fn(kc, a_panel, b_panel, b.panel_stride, args.c_at(i, j), args.ldc,
                 std::min(mr, m1 - i), n_valid, tile_ep);
         }
       }
@@ -287,7 +288,11 @@ void gemm_small_m(const GemmSmallMKernel& kernel, const GemmArgs& args, const Pa
   assert(args.m >= 1 && args.m <= kernel.max_m && kernel.fn != nullptr);
   const std::int64_t panels = ceil_div(n, pw);
   std::int64_t per_task = panels_per_task;
-  if (per_task <= 0) {
+  if (args.c_group > 0) {
+    // One task per column group: the kernel writes a task's columns as one [m, cols] matrix.
+    assert(args.c_group % pw == 0 && "column groups must be whole panels");
+    per_task = args.c_group / pw;
+  } else if (per_task <= 0) {
     // Several tasks per thread for balance, but each at least 8 panels (8 x k x 64 B of B)
     // so the streams stay long.
     const std::int64_t threads = num_threads();
@@ -301,7 +306,7 @@ void gemm_small_m(const GemmSmallMKernel& kernel, const GemmArgs& args, const Pa
     const std::int64_t cols = std::min(n, (p0 + per_task) * pw) - j0;
     const GemmEpilogue ep{args.alpha, args.beta, args.bias != nullptr ? args.bias + j0 : nullptr};
     kernel.fn(args.m, b.k, args.a, args.lda, b.data + p0 * b.panel_stride, b.panel_stride, cols,
-              args.c + j0, args.ldc, ep);
+              args.c_at(0, j0), args.ldc, ep);
   });
 }
 
@@ -317,6 +322,7 @@ void gemm_unpacked(const KernelTable& table, Transpose trans_b, std::int64_t n, 
                    const float* b, std::int64_t ldb, const GemmArgs& args) {
   // Pack at most ~32 MiB of B at a time; chunks are a multiple of every tile width (32) so
   // the tile grid, and hence the bits, are the same as for a single chunk.
+  assert(args.c_group <= 0 && "column groups are for prepacked B only");
   constexpr std::int64_t kMaxPackedFloats = std::int64_t{1} << 23;
   const std::int64_t cols_fit = (kMaxPackedFloats / k) / 32 * 32;
   const std::int64_t chunk = std::max<std::int64_t>(32, std::min(round_up(n, 32), cols_fit));

@@ -87,6 +87,13 @@ struct PackedData {
 };
 
 /// C (m x b.n, ldc) = alpha * A (m x b.k, lda) * B + beta * C (+ bias[n]).
+///
+/// Column groups (c_group > 0): C is stored as n / c_group separate [m, c_group] matrices,
+/// c_group_stride floats apart, each with row stride ldc: element (i, j) lives at
+/// c + (j / c_group) * c_group_stride + i * ldc + j % c_group. The attention's QKV projection
+/// uses it to write Q, K and V head-major ([3 * heads][T][head_dim]) straight from the tiles.
+/// c_group must be a multiple of the active microkernel's NR (a tile never straddles groups)
+/// and divide n; the arithmetic, hence every bit, is the same as with c_group = 0.
 struct GemmArgs {
   std::int64_t m = 0;
   float alpha = 1.0f;
@@ -96,6 +103,14 @@ struct GemmArgs {
   float* c = nullptr;
   std::int64_t ldc = 0;
   const float* bias = nullptr;
+  std::int64_t c_group = 0;
+  std::int64_t c_group_stride = 0;
+
+  /// Address of C(i, j).
+  float* c_at(std::int64_t i, std::int64_t j) const noexcept {
+    if (c_group <= 0) return c + i * ldc + j;
+    return c + (j / c_group) * c_group_stride + i * ldc + j % c_group;
+  }
 };
 
 /// Task grid override for tests: rows / columns of C per parallel task (rounded up to the

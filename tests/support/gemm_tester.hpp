@@ -184,20 +184,48 @@ class GemmTester {
                                     detail::GemmSplit split) const {
     Problem p = make_problem();
     detail::AlignedFloats storage;
-    const detail::PackedB b = detail::pack_b(p.b.data(), ldb_eff(), trans_, k_, n_,
-                                             detail::kGemmPanelWidth,
-                                             detail::kGemmMaxPanelsPerTile, storage);
+    const detail::PackedB b = pack_default(p, storage);
     detail::gemm_blocked(ukernel, args(p), b, split);
     return c_elements(p);
+  }
+  /// C after gemm_packed (the path m selects) writing C in column groups of `group` columns
+  /// (GemmArgs::c_group), each [m, group] with row stride `group` and `pad` spare floats
+  /// between groups; returned row by row like the other outputs. Fails the test if a pad float
+  /// was written.
+  std::vector<float> output_grouped(const detail::KernelTable& table, std::int64_t group,
+                                    std::int64_t pad) const {
+    Problem p = make_problem();
+    detail::AlignedFloats storage;
+    const detail::PackedB b = pack_default(p, storage);
+    const std::int64_t stride = m_ * group + pad, groups = (n_ + group - 1) / group;
+    std::vector<float> grouped(static_cast<std::size_t>(groups * stride), kSentinel);
+    const auto at = [&](std::int64_t i, std::int64_t j) -> float& {
+      return grouped[static_cast<std::size_t>((j / group) * stride + i * group + j % group)];
+    };
+    for (std::int64_t i = 0; i < m_; ++i)
+      for (std::int64_t j = 0; j < n_; ++j) at(i, j) = p.c.data()[i * ldc_eff() + j];
+    detail::GemmArgs g = args(p);
+    g.c = grouped.data();
+    g.ldc = group;
+    g.c_group = group;
+    g.c_group_stride = stride;
+    detail::gemm_packed(table, g, b);
+    for (std::int64_t q = 0; q < groups; ++q)
+      for (std::int64_t x = m_ * group; x < stride; ++x)
+        EXPECT_EQ(grouped[static_cast<std::size_t>(q * stride + x)], kSentinel)
+            << "pad float " << x << " after group " << q << " was written";
+    std::vector<float> out;
+    out.reserve(static_cast<std::size_t>(m_ * n_));
+    for (std::int64_t i = 0; i < m_; ++i)
+      for (std::int64_t j = 0; j < n_; ++j) out.push_back(at(i, j));
+    return out;
   }
   /// C after the small-M driver with the given panels per task.
   std::vector<float> output_small_m(const detail::GemmSmallMKernel& kernel,
                                     std::int64_t panels_per_task) const {
     Problem p = make_problem();
     detail::AlignedFloats storage;
-    const detail::PackedB b = detail::pack_b(p.b.data(), ldb_eff(), trans_, k_, n_,
-                                             detail::kGemmPanelWidth,
-                                             detail::kGemmMaxPanelsPerTile, storage);
+    const detail::PackedB b = pack_default(p, storage);
     detail::gemm_small_m(kernel, args(p), b, panels_per_task);
     return c_elements(p);
   }
@@ -241,6 +269,12 @@ class GemmTester {
     for (std::int64_t i = 0; i < m_; ++i)
       for (std::int64_t j = 0; j < n_; ++j) out.push_back(p.c.data()[i * ldc_eff() + j]);
     return out;
+  }
+
+  // B packed the way PackedMatrix packs it (16-wide panels, padding for the widest tile).
+  detail::PackedB pack_default(const Problem& p, detail::AlignedFloats& storage) const {
+    return detail::pack_b(p.b.data(), ldb_eff(), trans_, k_, n_, detail::kGemmPanelWidth,
+                          detail::kGemmMaxPanelsPerTile, storage);
   }
 
   detail::GemmArgs args(Problem& p) const {

@@ -237,6 +237,22 @@ TEST_P(GemmIsaTest, BitwiseIdenticalForAnyThreadCount) {
                                     "small-M panels/task " + std::to_string(ppt)));
 }
 
+// Column groups (the attention's head-major QKV output): the same bits as plain row-major C,
+// on both paths, with beta and bias, and nothing written between the groups.
+TEST_P(GemmIsaTest, ColumnGroupsGiveTheRowMajorBits) {
+  const detail::KernelTable& t = detail::kernels_for(GetParam());
+  for (const std::int64_t group : {std::int64_t{t.gemm.nr}, std::int64_t{4 * t.gemm.nr}})
+    for (const std::int64_t m : {std::int64_t{1}, std::int64_t{5}, std::int64_t{t.gemm.mr + 1}, std::int64_t{97}})
+      for (const float beta : {0.0f, 0.5f}) {
+        const GemmTester g = GemmTester().m(m).n(3 * group).k(70).beta(beta).bias(true);
+        const std::vector<float> plain = m <= t.gemm_small_m.max_m
+                                             ? g.output_small_m(t.gemm_small_m, 0)
+                                             : g.output_blocked(t.gemm, {});
+        EXPECT_TRUE(test::bitwise_equal(plain, g.output_grouped(t, group, 3),
+                                        g.describe() + " group " + std::to_string(group)));
+      }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllIsas, GemmIsaTest, ::testing::ValuesIn(kAllIsas), isa_param_name);
 
 // --- Generic odd-tile kernels: packing and edges apart from SIMD --------------------------

@@ -21,6 +21,12 @@ struct GemmEpilogue {
   float alpha = 1.0f;
   float beta = 0.0f;
   const float* bias = nullptr;
+  /// A cache hint riding along with the call, not part of the store: `prefetch_lines` 64-byte
+  /// lines from `prefetch` on (the driver's next B micro-panel) that the microkernel requests
+  /// spread over its depth loop, so they overlap the FMAs instead of stalling in a burst.
+  /// Never dereferenced; kernels without the hint ignore it.
+  const float* prefetch = nullptr;
+  std::int64_t prefetch_lines = 0;
 };
 
 /// Microkernel: an MR x NR tile of C from a packed A micro-panel (kc x MR, k-major, rows past

@@ -104,11 +104,13 @@ inline void gemm_store_tile_masked(const xsimd::batch<float, Arch> (&acc)[MR][NV
 /// a[i * a_row_stride + p * a_depth_stride] (packed: 1, MR; in place: lda, 1). Vector v of the
 /// tile lies in panel (v * W) / PW at lane offset (v * W) % PW.
 /// PREFETCH_B > 0 requests B that many depth steps ahead (small-M: B streams from DRAM).
+/// hint/hint_lines: lines to request spread over the loop, one every kc / hint_lines steps.
 template <class Arch, int MR, int NV, int PREFETCH_B = 0>
 inline void gemm_accumulate(std::int64_t kc, const float* a, std::int64_t a_row_stride,
                             std::int64_t a_depth_stride, const float* b,
                             std::int64_t b_panel_stride,
-                            xsimd::batch<float, Arch> (&acc)[MR][NV]) noexcept {
+                            xsimd::batch<float, Arch> (&acc)[MR][NV],
+                            const float* hint = nullptr, std::int64_t hint_lines = 0) noexcept {
   using V = xsimd::batch<float, Arch>;
   constexpr int W = static_cast<int>(V::size);
   constexpr int PW = static_cast<int>(kGemmPanelWidth);
@@ -117,7 +119,16 @@ inline void gemm_accumulate(std::int64_t kc, const float* a, std::int64_t a_row_
   SIMDATTN_UNROLL for (int i = 0; i < MR; ++i)
     SIMDATTN_UNROLL for (int v = 0; v < NV; ++v) acc[i][v] = V(0.0f);
   constexpr int kPanels = (NV * W + PW - 1) / PW;
+  const char* hint_line = reinterpret_cast<const char*>(hint);
+  const std::int64_t hint_every = hint_lines > 0 ? (kc / hint_lines > 0 ? kc / hint_lines : 1) : kc + 1;
+  std::int64_t hint_at = 0;
   for (std::int64_t p = 0; p < kc; ++p) {
+    if (p == hint_at && hint_lines > 0) {
+      __builtin_prefetch(hint_line, 0, 3);
+      hint_line += 64;
+      --hint_lines;
+      hint_at += hint_every;
+    }
     if constexpr (PREFETCH_B > 0) {
       SIMDATTN_UNROLL for (int q = 0; q < kPanels; ++q)
         __builtin_prefetch(b + q * b_panel_stride + (p + PREFETCH_B) * PW, 0, 3);
@@ -150,7 +161,8 @@ void gemm_ukernel_f32(std::int64_t kc, const float* a_packed, const float* b_pac
     __builtin_prefetch(c + i * ldc + NR - 1, 1, 3);
   }
   V acc[MR][NV];
-  gemm_accumulate<Arch, MR, NV>(kc, a_packed, 1, MR, b_packed, b_panel_stride, acc);
+  gemm_accumulate<Arch, MR, NV>(kc, a_packed, 1, MR, b_packed, b_panel_stride, acc,
+                                epilogue.prefetch, epilogue.prefetch_lines);
   gemm_store_tile_masked<Arch, MR, NV>(acc, c, ldc, m_valid, n_valid, epilogue);
 }
 

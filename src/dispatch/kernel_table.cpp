@@ -10,19 +10,21 @@ namespace simdattn::detail {
 namespace {
 
 // Blocking (why these values):
-// - kc: a kc x NR B micro-panel is re-read for every MR-row slice of the A block, so it should
-//   stay in L1 (32 KiB on Zen 3 / Skylake-X): 256 x 16 x 4 B = 16 KiB for 16-wide tiles, leaving
-//   room for the streamed A micro-panel (6 x 256 x 4 B = 6 KiB) — BLIS's Zen 3 value.
-// - mc: the packed mc x kc A block is re-read for every B micro-panel of the task, so it should
-//   stay in L2 (512 KiB per Zen 3 core): 144 x 256 x 4 B = 144 KiB (BLIS Zen 3). It is also
-//   the task height, so the parallel grid stays fine-grained for load balance.
-// - nc: columns of the task block; the kc x nc slice of packed B (at most ~4 MiB) lives in L3.
-//   Tasks narrower than N also exist for load balance when M is small (see the driver).
-// Tuning on the 2-vCPU Zen 3 box (1 thread, M = 2048/8192, N = 768/2304, K = 768, paired
-// ratios over 25-41 interleaved rounds): mc 72..288 x kc 256..768 all landed within +-3% of
-// 144 x 256 — the box's noise — while kc = full K with small mc lost ~9% on N = 2304 (B is
-// then re-streamed from L3 per 24-72 rows). So the BLIS values stay. What did matter was
-// prefetching (next B micro-panel, C tile, A rows): see the driver and the kernel.
+// - AVX2 (6 x 16 tile): kc = 1024, mc = 48. A depth slice covers the whole K of the attention
+//   projections (768) and of 1024^3, so each C tile is loaded and stored once instead of once
+//   per slice, and the packed 48 x kc A block (<= 192 KiB) stays in L2 (512 KiB per Zen 3 core)
+//   together with the kc x 16 B micro-panel (<= 64 KiB, streamed from L2; the microkernel
+//   prefetches the next one, see gemm.cpp). The 6 x kc A micro-panel (<= 24 KiB) stays in L1.
+//   Measured on the 2-vCPU Zen 3 box, 1 thread, against the FMA peak in the same process,
+//   medians of 5-15 interleaved rounds: 8192x2304x768 0.87-0.88 of peak with BLIS's Zen 3
+//   values (mc 144, kc 256) vs 0.90-0.92 with kc = K and mc 24-72 (flat in mc);
+//   512x2304x768 0.85 vs 0.89; 2048x768x768 0.86 vs 0.90; 1024^3 0.84 vs 0.90 (kc 1024; kc 512
+//   0.88); 8192x768x3072 0.87 vs 0.89. (Before the microkernel took over the B prefetch, a
+//   full-K slice lost ~9%: the driver's prefetch burst then stalled more per call.)
+// - SSE2 (3 x 16) keeps BLIS's values: mc 144, kc 256 (the sweep above was flat on it within
+//   noise); NEON likewise, untuned.
+// - nc: columns of the task block; the kc x nc slice of packed B lives in L3. Tasks narrower
+//   than N also exist for load balance when M is small (see the driver).
 // The AVX-512 values are a starting point (14 x 32 tile: a 192 x 32 x 4 B = 24 KiB B
 // micro-panel in a 32/48 KiB L1, a 168 x 192 A block in a 1-2 MiB L2); no AVX-512 machine was
 // available to tune them.
@@ -45,7 +47,7 @@ KernelTable make_table(Isa isa) {
 #if defined(SIMDATTN_COMPILED_AVX2)
       t.gemm = {"f32_gemm_6x16__avx2",
                 &gemm_ukernel_f32<GemmArchAvx2, kGemmMrAvx2, kGemmNrAvx2>,
-                kGemmMrAvx2, kGemmNrAvx2, 144, 256, kNcDefault};
+                kGemmMrAvx2, kGemmNrAvx2, 48, 1024, kNcDefault};
       t.gemm_small_m = {"f32_gemm_smallm__avx2", &gemm_small_m_f32<GemmArchAvx2, kGemmMrAvx2>,
                         kGemmSmallMaxM};
 #endif

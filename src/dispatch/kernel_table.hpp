@@ -21,7 +21,7 @@ struct GemmMicrokernel {
   int mr = 0;                  ///< rows of the register tile
   int nr = 0;                  ///< columns of the register tile (a multiple of the panel width)
   std::int64_t mc = 0;         ///< rows of A packed per block (multiple of mr): the L2 block
-  std::int64_t kc = 0;         ///< depth per block: a kc x nr B micro-panel stays in L1
+  std::int64_t kc = 0;         ///< depth per block (which cache each block targets: kernel_table.cpp)
   std::int64_t nc = 0;         ///< columns per task block (multiple of nr): the L3 block of B
 };
 

@@ -123,7 +123,7 @@ struct GemmSplit {
 
 /// The blocked path: for each task (an m_block x n_block block of C) and each kc-deep slice,
 /// pack the A block once into a thread-local workspace, then run the microkernel over the
-/// block, NR-wide B micro-panel outer (it stays in L1) and MR-tall A micro-panel inner. The
+/// block, NR-wide B micro-panel outer (it stays in L1 or L2) and MR-tall A micro-panel inner. The
 /// epilogue (alpha, beta, bias) is fused into the first slice's stores; later slices add.
 void gemm_blocked(const GemmMicrokernel& ukernel, const GemmArgs& args, const PackedB& b,
                   GemmSplit split = {});

@@ -206,7 +206,7 @@ TEST_P(GemmIsaTest, BitwiseIdenticalForAnyThreadCount) {
     std::printf("[   INFO   ] %d hardware thread(s): requests for 2 and 4 threads run on %d and %d\n",
                 hw, std::min(hw, 2), std::min(hw, 4));
   for (const GemmTester& g :
-       {GemmTester().m(200).n(300).k(700).beta(1).bias(true),   // blocked, several kc slices
+       {GemmTester().m(200).n(300).k(2100).beta(1).bias(true),  // blocked, several kc slices
         GemmTester().m(3).n(1000).k(200).bias(true),             // small-M
         GemmTester().m(9).n(65).k(33).trans(Transpose::yes)}) {  // just above small-M
     for (bool packed : {false, true}) {

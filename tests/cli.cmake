@@ -43,6 +43,11 @@ if(TARGET simdattn_cli)
                      ${Python3_EXECUTABLE} ${gpt2_dir})
     set_tests_properties(cli_run_prefill_reference cli_run_prefill_fast cli_run_gpt2
                          cli_run_kv_errors cli_decode PROPERTIES TIMEOUT 300 LABELS cli)
+    # `bench gemm` / `bench mha`: JSON fields and their arithmetic, text form, flag errors.
+    add_test(NAME cli_bench
+             COMMAND ${SIMDATTN_BASH} ${cli_dir}/bench.sh $<TARGET_FILE:simdattn_cli>
+                     ${Python3_EXECUTABLE})
+    set_tests_properties(cli_bench PROPERTIES TIMEOUT 300 LABELS cli)
   else()
     message(STATUS "simdattn: CLI tests skipped (need bash and Python 3)")
   endif()

@@ -14,28 +14,18 @@
 #include <cstdio>
 #include <ctime>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "bench_support.hpp"
 #include "cli.hpp"
 #include "simdattn/gemm.hpp"
 #include "simdattn/runtime.hpp"
 
 namespace simdattn::cli {
 namespace {
-
-double process_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 int bench_gemm_command(Args& args) {
   const std::int64_t m = args.take_int("m", 0, 1);
@@ -78,6 +68,7 @@ int bench_gemm_command(Args& args) {
     r = (r + 1) % weights.size();
   };
   for (std::int64_t i = 0; i < std::max<std::int64_t>(1, rotate); ++i) run_once();  // warm-up
+  const std::optional<double> peak_before = measure_fma_peak_gflops();
   std::vector<double> wall, cpu;
   for (std::int64_t i = 0; i < repeats; ++i) {
     const double c0 = process_cpu_seconds();
@@ -87,9 +78,11 @@ int bench_gemm_command(Args& args) {
     cpu.push_back(process_cpu_seconds() - c0);
     wall.push_back(std::chrono::duration<double>(t1 - t0).count());
   }
+  const std::optional<double> peak_after = measure_fma_peak_gflops();
   const double med = median(wall), med_cpu = median(cpu);
   const double flops = 2.0 * double(m) * double(n) * double(k);
   const int threads = num_threads();
+  const PeakReport fma = peak_report(peak_before, peak_after, flops / med * 1e-9, threads);
   if (json) {
     nlohmann::json j;
     j["m"] = m;
@@ -105,16 +98,18 @@ int bench_gemm_command(Args& args) {
     j["gflops"] = flops / med * 1e-9;
     j["median_process_cpu_s"] = med_cpu;
     j["weight_gbytes_per_s"] = weight_bytes / med * 1e-9;
+    add_peak_fields(j, fma);
     std::cout << j.dump() << "\n";
   } else {
     std::printf("sgemm%s m=%lld n=%lld k=%lld isa=%s threads=%d (weights rotated: %lld)\n",
                 unpacked ? "" : "_packed", static_cast<long long>(m), static_cast<long long>(n),
                 static_cast<long long>(k), isa_name(active_isa()), threads,
                 static_cast<long long>(rotate));
-    std::printf("median %.6f s over %lld runs (min %.6f s): %.2f GFLOP/s, weight %.2f GB/s; "
+    std::printf("median %.6f s over %lld runs (min %.6f s): %.2f GFLOP/s%s, weight %.2f GB/s; "
                 "process CPU %.6f s\n",
                 med, static_cast<long long>(repeats), *std::min_element(wall.begin(), wall.end()),
-                flops / med * 1e-9, weight_bytes / med * 1e-9, med_cpu);
+                flops / med * 1e-9, peak_text(fma, threads).c_str(), weight_bytes / med * 1e-9,
+                med_cpu);
   }
   return 0;
 }

@@ -12,30 +12,21 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <optional>
 #include <iostream>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "bench_support.hpp"
 #include "cli.hpp"
+#include "common.hpp"
 #include "simdattn/attention.hpp"
 #include "simdattn/runtime.hpp"
 #include "simdattn/tensor.hpp"
 
 namespace simdattn::cli {
 namespace {
-
-double process_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /// A "Key:   123 kB" line of /proc/self/status in MiB (0 when unavailable).
 double status_mib(const std::string& key) {
@@ -51,7 +42,7 @@ int bench_mha_command(Args& args) {
   const std::int64_t tokens = args.take_int("tokens", 1024, 1, 1 << 24);
   const std::int64_t d_model = args.take_int("d-model", 768, 1, 1 << 20);
   const std::int64_t heads = args.take_int("heads", 12, 1, 1 << 20);
-  const Backend backend = parse_backend(args.take_string("backend", "fast"));
+  const Backend backend = parse_backend_flag(args.take_string("backend", "fast"));
   const std::int64_t repeats = args.take_int("repeats", 5, 1, 1000000);
   const bool json = args.take_flag("json");
   apply_runtime_flags(args);
@@ -71,6 +62,7 @@ int bench_mha_command(Args& args) {
   options.backend = backend;
 
   { Tensor warm = mha.forward(x, options); }
+  const std::optional<double> peak_before = measure_fma_peak_gflops();
   const double rss_before = status_mib("VmRSS:");
   {
     std::ofstream clear("/proc/self/clear_refs");  // reset VmHWM to the current RSS
@@ -86,11 +78,13 @@ int bench_mha_command(Args& args) {
     wall.push_back(std::chrono::duration<double>(t1 - t0).count());
   }
   const double peak = status_mib("VmHWM:");
+  const std::optional<double> peak_after = measure_fma_peak_gflops();
   const double b = double(batch), t = double(tokens), d = double(d_model);
   const double flops = 2.0 * b * t * d * 3.0 * d +
                        4.0 * b * double(heads) * (d / double(heads)) * t * (t + 1.0) / 2.0 +
                        2.0 * b * t * d * d;
   const double med = median(wall);
+  const PeakReport fma = peak_report(peak_before, peak_after, flops / med * 1e-9, num_threads());
   if (json) {
     nlohmann::json j;
     j["batch"] = batch;
@@ -107,6 +101,7 @@ int bench_mha_command(Args& args) {
     j["median_process_cpu_s"] = median(cpu);
     j["peak_rss_mib"] = peak;
     j["rss_growth_mib"] = peak - rss_before;
+    add_peak_fields(j, fma);
     std::cout << j.dump() << "\n";
   } else {
     std::printf("MultiHeadAttention forward B=%lld T=%lld d=%lld heads=%lld backend=%s isa=%s "
@@ -114,10 +109,10 @@ int bench_mha_command(Args& args) {
                 static_cast<long long>(batch), static_cast<long long>(tokens),
                 static_cast<long long>(d_model), static_cast<long long>(heads),
                 backend_name(backend), isa_name(active_isa()), num_threads());
-    std::printf("median %.6f s over %lld runs (min %.6f s): %.2f GFLOP/s (causal-useful); "
+    std::printf("median %.6f s over %lld runs (min %.6f s): %.2f GFLOP/s (causal-useful)%s; "
                 "process CPU %.6f s; peak RSS %.1f MiB\n",
                 med, static_cast<long long>(repeats), *std::min_element(wall.begin(), wall.end()),
-                flops / med * 1e-9, median(cpu), peak);
+                flops / med * 1e-9, peak_text(fma, num_threads()).c_str(), median(cpu), peak);
   }
   return 0;
 }

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# tests/cli/bench.sh — `simdattn bench gemm` and `bench mha` on tiny shapes: the JSON object has
+# the documented fields with sane values (times > 0, GFLOP/s = FLOPs / median, fraction_of_peak
+# = gflops / (peak x threads) where a peak was measured), the text form prints, and bad flags
+# fail cleanly (exit 2, a message, no JSON).
+# usage: bench.sh SIMDATTN PYTHON
+set -euo pipefail
+simdattn=$1 python=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+"$simdattn" bench gemm --m 37 --n 50 --k 29 --repeats 3 --threads 1 --json > "$work/gemm.json"
+"$simdattn" bench mha --batch 2 --tokens 40 --d-model 48 --heads 3 --repeats 2 --json > "$work/mha.json"
+"$simdattn" bench mha --batch 1 --tokens 9 --d-model 16 --heads 2 --repeats 1 \
+  --backend reference --json > "$work/mha_ref.json"
+"$python" - "$work" <<'PY'
+import json, math, sys
+work = sys.argv[1]
+def check(name, flops, extra):
+    with open(f"{work}/{name}.json") as f:
+        j = json.load(f)
+    for key in ["median_s", "min_s", "gflops", "median_process_cpu_s", "threads", "isa",
+                "peak_gflops_per_core", "fraction_of_peak"] + extra:
+        assert key in j, f"{name}: missing {key}: {j}"
+    assert 0 < j["min_s"] <= j["median_s"], j
+    assert math.isclose(j["gflops"], flops / j["median_s"] * 1e-9, rel_tol=1e-9), j
+    if j["peak_gflops_per_core"] is None:
+        assert j["fraction_of_peak"] is None, j
+    else:
+        assert j["peak_gflops_per_core"] > 0, j
+        assert math.isclose(j["fraction_of_peak"],
+                            j["gflops"] / (j["peak_gflops_per_core"] * j["threads"]),
+                            rel_tol=1e-9), j
+    return j
+check("gemm", 2.0 * 37 * 50 * 29, ["m", "n", "k", "prepacked", "weight_gbytes_per_s"])
+b, t, d, h = 2, 40, 48, 3
+mha_flops = 2*b*t*d*3*d + 4*b*h*(d/h)*t*(t+1)/2 + 2*b*t*d*d
+j = check("mha", mha_flops, ["batch", "tokens", "d_model", "heads", "backend", "peak_rss_mib"])
+assert j["backend"] == "fast" and j["batch"] == 2 and j["tokens"] == 40, j
+b, t, d, h = 1, 9, 16, 2
+j = check("mha_ref", 2*b*t*d*3*d + 4*b*h*(d/h)*t*(t+1)/2 + 2*b*t*d*d, ["backend"])
+assert j["backend"] == "reference", j
+PY
+
+# Text form.
+"$simdattn" bench gemm --m 8 --n 16 --k 8 --repeats 1 | grep -q "GFLOP/s" \
+  || { echo "bench gemm text output lacks GFLOP/s" >&2; exit 1; }
+"$simdattn" bench mha --batch 1 --tokens 8 --d-model 16 --heads 2 --repeats 1 | grep -q "GFLOP/s" \
+  || { echo "bench mha text output lacks GFLOP/s" >&2; exit 1; }
+
+# Bad flags: exit 2 with a message on stderr and nothing on stdout.
+expect_usage_error() {
+  local want=$1; shift
+  set +e
+  "$simdattn" "$@" > "$work/out" 2> "$work/err"
+  local rc=$?
+  set -e
+  if [ "$rc" -ne 2 ] || [ -s "$work/out" ] || ! grep -q -- "$want" "$work/err"; then
+    echo "expected exit 2 mentioning '$want' for: $*; got $rc:" >&2
+    cat "$work/out" "$work/err" >&2
+    exit 1
+  fi
+}
+expect_usage_error "--m" bench gemm --n 4 --k 4 --json
+expect_usage_error "divisible" bench mha --d-model 30 --heads 4 --json
+expect_usage_error "tokens" bench mha --tokens 0 --json
+expect_usage_error "backend" bench mha --backend quick --json
+echo "bench: ok"

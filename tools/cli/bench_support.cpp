@@ -1,0 +1,81 @@
+// tools/cli/bench_support.cpp — see bench_support.hpp.
+#include "bench_support.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <string>
+
+#include "simdattn/runtime.hpp"
+
+#if defined(SIMDATTN_CLI_PEAK_AVX2)
+// bench/peak_fma_avx2.cpp, compiled with -mavx2 -mfma into this tool (tools/CMakeLists.txt):
+// `iterations` x 12 independent ymm FMAs. Called only when the CPU has AVX2+FMA.
+float simdattn_bench_peak_fma_avx2(long long iterations);
+#endif
+
+namespace simdattn::cli {
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  if (n == 0) return 0.0;
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::optional<double> measure_fma_peak_gflops(int samples) {
+#if defined(SIMDATTN_CLI_PEAK_AVX2)
+  if (!isa_usable(Isa::avx2)) return std::nullopt;  // usable avx2 means AVX2 and FMA
+  constexpr long long kIters = 1 << 20;               // ~2 ms per call at 100 GFLOP/s
+  constexpr double kFlopsPerIter = 12.0 * 8.0 * 2.0;
+  std::vector<double> rates;
+  volatile float sink = 0.0f;
+  for (int s = 0; s < samples; ++s) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int r = 0; r < 10; ++r) sink = sink + simdattn_bench_peak_fma_avx2(kIters);
+    const double dt =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rates.push_back(10.0 * double(kIters) * kFlopsPerIter / dt * 1e-9);
+  }
+  return median(rates);
+#else
+  (void)samples;
+  return std::nullopt;
+#endif
+}
+
+PeakReport peak_report(const std::optional<double>& before, const std::optional<double>& after,
+                       double gflops, int threads) {
+  PeakReport p;
+  std::vector<double> v;
+  if (before) v.push_back(*before);
+  if (after) v.push_back(*after);
+  if (v.empty()) return p;
+  p.per_core_gflops = median(v);
+  p.fraction = gflops / (*p.per_core_gflops * double(std::max(1, threads)));
+  return p;
+}
+
+void add_peak_fields(nlohmann::json& j, const PeakReport& p) {
+  j["peak_gflops_per_core"] = p.per_core_gflops ? nlohmann::json(*p.per_core_gflops) : nullptr;
+  j["fraction_of_peak"] = p.fraction ? nlohmann::json(*p.fraction) : nullptr;
+}
+
+std::string peak_text(const PeakReport& p, int threads) {
+  if (!p.per_core_gflops) return "";
+  char buf[160];
+  std::snprintf(buf, sizeof buf,
+                " = %.1f%% of the FMA peak (%.1f GFLOP/s per core x %d thread%s, measured in "
+                "this run)",
+                100.0 * *p.fraction, *p.per_core_gflops, threads, threads == 1 ? "" : "s");
+  return buf;
+}
+
+}  // namespace simdattn::cli

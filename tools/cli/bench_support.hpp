@@ -1,0 +1,34 @@
+// tools/cli/bench_support.hpp — what `bench gemm` and `bench mha` share: clocks, the median, and
+// the machine's FMA peak measured in the same process, so a result can be read as a fraction of
+// what this core could do at that moment (a shared machine's clock drifts between runs).
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace simdattn::cli {
+
+double process_cpu_seconds();
+double median(std::vector<double> v);
+
+/// One core's AVX2+FMA peak in GFLOP/s (12 independent ymm FMA chains), measured now: the
+/// median of `samples` runs of ~20 ms. nullopt where the build is not x86-64 or the CPU lacks
+/// AVX2+FMA.
+std::optional<double> measure_fma_peak_gflops(int samples = 5);
+
+/// Peak samples taken before and after the timed runs; adds to `j` (and returns for printing)
+/// peak_gflops_per_core (their mean) and fraction_of_peak = gflops / (peak x threads), or
+/// null for both when no peak could be measured.
+struct PeakReport {
+  std::optional<double> per_core_gflops, fraction;
+};
+PeakReport peak_report(const std::optional<double>& before, const std::optional<double>& after,
+                       double gflops, int threads);
+void add_peak_fields(nlohmann::json& j, const PeakReport& p);
+/// " = 78.1% of the FMA peak (97.9 GFLOP/s per core x 1 thread, measured in this run)", or ""
+/// when no peak was measured.
+std::string peak_text(const PeakReport& p, int threads);
+
+}  // namespace simdattn::cli

@@ -13,9 +13,6 @@
 #include "drivers/attention.hpp"
 
 #include <cmath>
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -27,49 +24,22 @@
 #include "drivers/attention_flash.hpp"
 #include "drivers/gemm.hpp"
 #include "drivers/parallel.hpp"
+#include "drivers/scratch.hpp"
 #include "drivers/softmax.hpp"
 #include "simdattn/gemm.hpp"
 
 namespace simdattn::detail {
 namespace {
 
-/// Activation scratch (QKV and the context) of the calling thread: grow-only and reused, so
-/// repeated forwards neither allocate nor page-fault fresh memory. Large buffers ask Linux for
-/// transparent huge pages: the attention reads Q/K/V rows 3*inner floats apart, so with 4 KiB
-/// pages nearly every row is its own TLB entry.
-class ForwardScratch {
- public:
-  ~ForwardScratch() { std::free(data_); }
-  float* get(std::int64_t n) {
-    if (n > capacity_) {
-      std::free(data_);
-      data_ = nullptr;
-      capacity_ = 0;
-      constexpr std::size_t kHuge = std::size_t{2} << 20;
-      std::size_t bytes = static_cast<std::size_t>((n + 15) / 16 * 16) * sizeof(float);
-      const std::size_t align = bytes >= 2 * kHuge ? kHuge : 64;
-      bytes = (bytes + align - 1) / align * align;
-      data_ = static_cast<float*>(std::aligned_alloc(align, bytes));
-      if (data_ == nullptr) throw std::bad_alloc();
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-      if (align == kHuge) ::madvise(data_, bytes, MADV_HUGEPAGE);  // a hint; failure is harmless
-#endif
-      capacity_ = static_cast<std::int64_t>(bytes / sizeof(float));
-    }
-    return data_;
-  }
-
- private:
-  float* data_ = nullptr;
-  std::int64_t capacity_ = 0;
-};
-
 /// Below this many tokens one GEMM over all B*T rows beats B per-batch GEMMs (each would
 /// stream the whole weight), and the K/V blocks are short enough to read in place.
 constexpr std::int64_t kHeadMajorMinTokens = 64;
 
+/// Activation scratch (QKV and the context) of the calling thread. Large buffers ask for
+/// transparent huge pages: when the attention reads Q/K/V through strides (short sequences),
+/// rows are 3*inner floats apart and with 4 KiB pages nearly every row is its own TLB entry.
 float* forward_scratch(std::int64_t n) {
-  thread_local ForwardScratch scratch;
+  thread_local ScratchFloats scratch(/*huge_pages=*/true);
   return scratch.get(n);
 }
 

@@ -6,30 +6,18 @@
 
 #include <algorithm>
 #include <cassert>
-#include <cstdlib>
-#include <new>
 
 #include "dispatch/decode_kernels.hpp"
 #include "drivers/parallel.hpp"
+#include "drivers/scratch.hpp"
 
 namespace simdattn::detail {
 namespace {
 
 /// Per-thread scratch (scores and dropout multipliers), grow-only.
 float* decode_scratch(std::int64_t n) {
-  struct Buffer {
-    float* data = nullptr;
-    std::int64_t size = 0;
-    ~Buffer() { std::free(data); }
-  };
-  thread_local Buffer buffer;
-  if (n > buffer.size) {
-    std::free(buffer.data);
-    buffer.data = static_cast<float*>(std::malloc(static_cast<std::size_t>(n) * sizeof(float)));
-    buffer.size = buffer.data != nullptr ? n : 0;
-    if (buffer.data == nullptr) throw std::bad_alloc();
-  }
-  return buffer.data;
+  thread_local ScratchFloats scratch;
+  return scratch.get(n);
 }
 
 }  // namespace

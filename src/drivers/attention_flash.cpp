@@ -38,10 +38,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
-#include <new>
 
 #include "dispatch/attention_kernels.hpp"
 #include "drivers/parallel.hpp"
+#include "drivers/scratch.hpp"
 #include "simdattn/runtime.hpp"
 
 namespace simdattn::detail {
@@ -57,30 +57,8 @@ constexpr std::int64_t kKeyBlock = 128;
 
 std::int64_t round_up(std::int64_t x, std::int64_t m) { return (x + m - 1) / m * m; }
 
-/// A grow-only, 64-byte aligned float buffer; one per thread, reused by every call.
-class ThreadScratch {
- public:
-  ~ThreadScratch() { std::free(data_); }
-  float* get(std::int64_t n) {
-    if (n > capacity_) {
-      std::free(data_);
-      data_ = nullptr;
-      capacity_ = 0;
-      const std::size_t bytes = static_cast<std::size_t>(round_up(n, 16)) * sizeof(float);
-      data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
-      if (data_ == nullptr) throw std::bad_alloc();
-      capacity_ = round_up(n, 16);
-    }
-    return data_;
-  }
-
- private:
-  float* data_ = nullptr;
-  std::int64_t capacity_ = 0;
-};
-
 float* flash_scratch(std::int64_t n) {
-  thread_local ThreadScratch scratch;
+  thread_local ScratchFloats scratch;
   return scratch.get(n);
 }
 

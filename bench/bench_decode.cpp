@@ -8,9 +8,8 @@
 // that floor: 1.0 would be a step that does nothing but read its bytes once at full bandwidth.
 //
 // Every timed step sees the same cache: prefill 1024 tokens once (outside timing), then after
-// each step rewind every cache by the one token it appended. The public KVCache has no way to
-// truncate, so the rewind writes KVCache::Storage's counters (src/ is on this target's include
-// path); it is two integer stores per layer, so it stays inside the timed region.
+// each step rewind every cache by the one token it appended (KVCache::truncate: two integer
+// stores per layer, so it stays inside the timed region).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -24,7 +23,6 @@
 #include <thread>
 #include <vector>
 
-#include "modules/kv_cache_storage.hpp"
 #include "simdattn/attention.hpp"
 #include "simdattn/error.hpp"
 #include "simdattn/kv_cache.hpp"
@@ -148,10 +146,7 @@ void BM_DecodeStep_Gpt2Small(benchmark::State& state) {
       Tensor x = token;
       for (std::int64_t l = 0; l < kLayers; ++l) x = layers[l].forward(x, caches[l]);
       benchmark::DoNotOptimize(x.data());
-      for (auto& c : caches) {  // back to `cached` held tokens for the next step
-        c.storage().length -= 1;
-        c.storage().position -= 1;
-      }
+      for (auto& c : caches) c.truncate(1);  // back to `cached` tokens for the next step
     }
     step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
              static_cast<double>(std::max<benchmark::IterationCount>(state.iterations(), 1));

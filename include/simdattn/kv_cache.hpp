@@ -24,6 +24,12 @@ class KVCache {
   KVCache& operator=(KVCache&&) noexcept;
 
   void reset() noexcept;                   ///< forget every token; keeps the storage
+  /// Forgets the `tokens` most recent tokens, as if they had never been appended (rejected
+  /// speculative tokens, beam search backtracking, timing one step repeatedly): length() and
+  /// position() go back by `tokens`, so the next forward sees the sequence without them.
+  /// 0 <= tokens <= length(), else Error(invalid_argument) and nothing changes. Tokens a
+  /// sliding window already evicted are not restored.
+  void truncate(std::int64_t tokens);
   std::int64_t length() const noexcept;    ///< tokens currently held (<= capacity)
   std::int64_t position() const noexcept;  ///< tokens appended since reset (absolute position)
   std::int64_t capacity() const noexcept;

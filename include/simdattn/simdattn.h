@@ -70,6 +70,9 @@ simdattn_status simdattn_kv_cache_create(const simdattn_mha* mha, int64_t batch,
 void simdattn_kv_cache_destroy(simdattn_kv_cache* cache);
 void simdattn_kv_cache_reset(simdattn_kv_cache* cache);
 int64_t simdattn_kv_cache_length(const simdattn_kv_cache* cache);
+/* Forgets the `tokens` most recent tokens (0 <= tokens <= length), e.g. rejected speculative
+ * tokens; SIMDATTN_ERROR_INVALID_ARGUMENT otherwise, with nothing changed. */
+simdattn_status simdattn_kv_cache_truncate(simdattn_kv_cache* cache, int64_t tokens);
 
 /* Appends `tokens` new tokens per sequence (a prompt for prefill, 1 for a decode step) and
  * writes their outputs: x [batch, tokens, d_in] -> y [batch, tokens, d_out]. */

@@ -164,6 +164,13 @@ int64_t simdattn_kv_cache_length(const simdattn_kv_cache* cache) {
   return cache ? cache->cache.length() : 0;
 }
 
+simdattn_status simdattn_kv_cache_truncate(simdattn_kv_cache* cache, int64_t tokens) {
+  return guarded([&] {
+    require(cache != nullptr, "simdattn_kv_cache_truncate: cache must not be null");
+    cache->cache.truncate(tokens);
+  });
+}
+
 simdattn_status simdattn_mha_forward_cached(const simdattn_mha* mha, simdattn_kv_cache* cache,
                                             const float* x, int64_t batch, int64_t tokens,
                                             float* y) {

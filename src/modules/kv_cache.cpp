@@ -47,6 +47,16 @@ void KVCache::reset() noexcept {
   storage_->length = 0;
   storage_->position = 0;
 }
+void KVCache::truncate(std::int64_t tokens) {
+  const char* who = "KVCache::truncate";
+  if (!storage_) detail::fail_arg(who, ": the cache was moved from");
+  if (tokens < 0 || tokens > storage_->length)
+    detail::fail_arg(who, ": tokens (", tokens, ") must be in [0, length()] = [0, ",
+                     storage_->length, "]");
+  storage_->length -= tokens;
+  storage_->position -= tokens;
+}
+
 std::int64_t KVCache::length() const noexcept { return storage_ ? storage_->length : 0; }
 std::int64_t KVCache::position() const noexcept { return storage_ ? storage_->position : 0; }
 std::int64_t KVCache::capacity() const noexcept { return storage_ ? storage_->capacity : 0; }

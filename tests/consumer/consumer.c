@@ -1,7 +1,7 @@
 /* Embeds simdattn through its C API: loads MultiHeadAttention weights from a safetensors file
  * (argv[1], book names, d_in = d_out = 8, 2 heads, qkv_bias), runs a forward, then the same
- * tokens through a KV cache and checks they agree; also checks that a bad call reports an
- * error instead of crashing. */
+ * tokens through a KV cache and checks they agree, rewinds the cache by one token and decodes
+ * it again; also checks that a bad call reports an error instead of crashing. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,9 +40,21 @@ int main(int argc, char** argv) {
     }
     for (int j = 0; j < D; ++j) max_diff = fmax(max_diff, fabs(step[j] - y[t * D + j]));
   }
+  /* Rewind the last token and decode it again: the same output. Too long a rewind is an
+   * error that changes nothing. */
+  float again[D];
+  int rewound = simdattn_kv_cache_truncate(cache, T + 1) == SIMDATTN_ERROR_INVALID_ARGUMENT &&
+                simdattn_kv_cache_length(cache) == T &&
+                simdattn_kv_cache_truncate(cache, 1) == SIMDATTN_OK &&
+                simdattn_kv_cache_length(cache) == T - 1 &&
+                simdattn_mha_forward_cached(mha, cache, x + (T - 1) * D, 1, 1, again) ==
+                    SIMDATTN_OK;
+  for (int j = 0; rewound && j < D; ++j) rewound = again[j] == step[j];
+  if (!rewound) fprintf(stderr, "consumer_c: truncate and re-decode failed: %s\n",
+                        simdattn_last_error());
   /* Errors come back as status codes with a message, never as a crash. */
   simdattn_status bad = simdattn_mha_forward(mha, NULL, 1, T, y);
-  int ok = bad == SIMDATTN_ERROR_INVALID_ARGUMENT && simdattn_last_error()[0] != '\0';
+  int ok = rewound && bad == SIMDATTN_ERROR_INVALID_ARGUMENT && simdattn_last_error()[0] != '\0';
   printf("consumer_c: length %lld, max |full - cached| = %.3g, null input -> %d (%s)\n",
          (long long)simdattn_kv_cache_length(cache), max_diff, (int)bad, simdattn_last_error());
   simdattn_kv_cache_destroy(cache);

@@ -585,6 +585,50 @@ TEST_P(KVCacheOnPath, ResetStartsANewSequence) {
   ASSERT_TRUE(bitwise_equal(ya.values(), ya2.values(), "again after reset on " + where()));
 }
 
+TEST_P(KVCacheOnPath, TruncateRewindsToAnEarlierPrefix) {
+  const Shape s{Kind::mha, 2, 14, 5, 3, 5, true};
+  auto m = make_module(s);
+  m->init_random(911);
+  const Tensor a({2, 14, 5}, random_values(140, 912));
+  const Tensor b({2, 14, 5}, random_values(140, 913));
+  // The same 9-token prefix, then different continuations: a's last 5 tokens are appended,
+  // dropped again, and b's appended instead.
+  std::vector<float> prefix_then_b = a.values();
+  for (std::int64_t bt = 0; bt < 2; ++bt)
+    for (std::int64_t t = 9; t < 14; ++t)
+      for (std::int64_t d = 0; d < 5; ++d)
+        prefix_then_b[(bt * 14 + t) * 5 + d] = b.values()[(bt * 14 + t) * 5 + d];
+  const Tensor want_x({2, 14, 5}, prefix_then_b);
+  KVCache fresh(*m, 2);
+  const Tensor want = run_chunks(*m, fresh, want_x, prefill_then_decode(14, 9), options_);
+
+  KVCache cache(*m, 2);
+  run_chunks(*m, cache, a, prefill_then_decode(14, 9), options_);
+  EXPECT_EQ(cache.length(), 14);
+  cache.truncate(0);
+  EXPECT_EQ(cache.length(), 14);
+  cache.truncate(5);
+  EXPECT_EQ(cache.length(), 9);
+  EXPECT_EQ(cache.position(), 9);
+  // Decode b's tokens one at a time on the rewound cache.
+  std::vector<float> got;
+  for (std::int64_t t = 9; t < 14; ++t) {
+    std::vector<float> step;
+    for (std::int64_t bt = 0; bt < 2; ++bt)
+      for (std::int64_t d = 0; d < 5; ++d) step.push_back(b.values()[(bt * 14 + t) * 5 + d]);
+    const Tensor y = m->forward(Tensor({2, 1, 5}, step), cache, options_);
+    got.insert(got.end(), y.values().begin(), y.values().end());
+  }
+  // want's rows 9..13 of each batch, in the step-major order of `got`.
+  std::vector<float> expect;
+  const std::int64_t out = m->output_dim();
+  for (std::int64_t t = 9; t < 14; ++t)
+    for (std::int64_t bt = 0; bt < 2; ++bt)
+      for (std::int64_t d = 0; d < out; ++d)
+        expect.push_back(want.values()[(bt * 14 + t) * out + d]);
+  ASSERT_TRUE(bitwise_equal(expect, got, "decode after truncate on " + where()));
+}
+
 std::vector<Path> all_paths() {
   std::vector<Path> out{{Backend::reference, Isa::sse2}};
   for (Isa isa : {Isa::sse2, Isa::avx2, Isa::avx512, Isa::neon})
@@ -635,6 +679,26 @@ TEST(KVCache, QueriesAfterConstruction) {
   c = std::move(moved);
   EXPECT_EQ(c.length(), 5);
   EXPECT_EQ(c.batch(), 1);
+}
+
+TEST(KVCache, TruncateOutOfRangeIsAnErrorAndChangesNothing) {
+  MultiHeadAttention m(6, 8, 16, 0.0, 2);
+  KVCache cache(m, 1);
+  ForwardOptions ref;
+  ref.backend = Backend::reference;
+  m.forward(Tensor({1, 4, 6}), cache, ref);
+  EXPECT_TRUE(throws_code([&] { cache.truncate(5); }, ErrorCode::invalid_argument,
+                          {"truncate", "5", "[0, 4]"}));
+  EXPECT_TRUE(throws_code([&] { cache.truncate(-1); }, ErrorCode::invalid_argument,
+                          {"truncate", "-1"}));
+  EXPECT_EQ(cache.length(), 4);
+  EXPECT_EQ(cache.position(), 4);
+  cache.truncate(4);
+  EXPECT_EQ(cache.length(), 0);
+  EXPECT_EQ(cache.position(), 0);
+  KVCache moved_to(std::move(cache));
+  EXPECT_TRUE(throws_code([&] { cache.truncate(0); }, ErrorCode::invalid_argument,
+                          {"moved from"}));
 }
 
 TEST(KVCache, ConstructionErrors) {

@@ -121,8 +121,9 @@ void FastAttention::forward(const float* x, std::int64_t batch, std::int64_t tok
   float* ctx = spec.out_proj ? qkv + m * n3 : y;  // without out_proj the context is the output
   const float* bqkv = st.bqkv.empty() ? nullptr : st.bqkv.data();
   const KernelTable& table = kernels();
-  const bool head_major = attn_weights == nullptr && tokens >= kHeadMajorMinTokens &&
-                          hd % table.gemm.nr == 0 && hd % kGemmPanelWidth == 0;
+  // table.gemm.nr is a whole number of panels, so whole tiles per head suffices.
+  const bool head_major =
+      attn_weights == nullptr && tokens >= kHeadMajorMinTokens && hd % table.gemm.nr == 0;
   if (head_major) {
     for (std::int64_t b = 0; b < batch; ++b) {
       GemmArgs args;

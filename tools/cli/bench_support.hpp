@@ -1,6 +1,7 @@
-// tools/cli/bench_support.hpp — what `bench gemm` and `bench mha` share: clocks, the median, and
-// the machine's FMA peak measured in the same process, so a result can be read as a fraction of
-// what this core could do at that moment (a shared machine's clock drifts between runs).
+// tools/cli/bench_support.hpp — what the timing commands (`bench gemm`, `bench mha`, `decode`)
+// share: clocks, quantiles, and the machine's FMA peak measured in the same process, so a result
+// can be read as a fraction of what this core could do at that moment (a shared machine's clock
+// drifts between runs).
 #pragma once
 
 #include <optional>
@@ -12,7 +13,9 @@
 namespace simdattn::cli {
 
 double process_cpu_seconds();
-double median(std::vector<double> v);
+/// Sorted-sample quantile by linear interpolation between closest ranks; 0 for no samples.
+double quantile(std::vector<double> v, double q);
+double median(std::vector<double> v);  ///< quantile(v, 0.5)
 
 /// One core's AVX2+FMA peak in GFLOP/s (12 independent ymm FMA chains), measured now: the
 /// median of `samples` runs of ~20 ms. nullopt where the build is not x86-64 or the CPU lacks

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_support.hpp"
 #include "cli.hpp"
 #include "common.hpp"
 #include "simdattn/attention.hpp"
@@ -107,15 +108,6 @@ Tensor last_token(const Tensor& h) {
   for (std::int64_t b = 0; b < batch; ++b)
     std::copy_n(h.data() + (b * tokens + tokens - 1) * d, d, out.data() + b * d);
   return out;
-}
-
-/// Sorted-sample quantile by linear interpolation between closest ranks (q = 0.5: the median).
-double quantile(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  const double pos = q * static_cast<double>(v.size() - 1);
-  const auto lo = static_cast<std::size_t>(std::floor(pos));
-  const std::size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (pos - static_cast<double>(lo)) * (v[hi] - v[lo]);
 }
 
 int decode_command(Args& args) {

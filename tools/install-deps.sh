@@ -5,8 +5,13 @@
 #   tools/install-deps.sh --torch   also python3-torch, for regenerating golden data and PyTorch benchmarks
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libxsimd-dev xtl-dev libtbb-dev libgtest-dev
-          libbenchmark-dev nlohmann-json3-dev libopenblas-dev libdnnl-dev clang libclang-rt-14-dev)
+# Library: compiler, CMake, xsimd (header-only; its config names xtl), oneTBB, nlohmann-json.
+# Tests: GoogleTest, pkg-config (packaging test), python3 (CLI tests write safetensors files),
+# clang + its runtime (libFuzzer smoke runs). Benchmarks: Google Benchmark, and the OpenBLAS and
+# oneDNN peers (optional: configure builds without them if they are missing or broken).
+packages=(build-essential cmake pkg-config libxsimd-dev xtl-dev libtbb-dev nlohmann-json3-dev
+          libgtest-dev python3 clang libclang-rt-14-dev
+          libbenchmark-dev libopenblas-dev libdnnl-dev)
 for arg in "$@"; do
   case "$arg" in
     --torch) packages+=(python3-torch python3-numpy) ;;

@@ -35,17 +35,19 @@ void causal_softmax_rows(float* scores, std::int64_t rows, std::int64_t cols, st
     const std::int64_t tail = valid - full;
 
     // 1. Max of the scaled scores, and NaN detection (a NaN anywhere unmasked makes the row
-    //    NaN; max alone would not tell, x86 max drops NaN operands).
+    //    NaN; max alone would not tell, x86 max drops NaN operands). xsimd::isnan, never
+    //    x != x: xsimd 8.1 compiles != to the ordered _CMP_NEQ_OQ on AVX and AVX-512, which is
+    //    false for NaN.
     V vmax = neg_inf;
-    auto nan = V(0.0f) != V(0.0f);
+    auto nan = xsimd::isnan(zero);
     for (std::int64_t j = 0; j < full; j += W) {
       const V x = V::load_unaligned(row + j) * vscale;
-      nan = nan | (x != x);
+      nan = nan | xsimd::isnan(x);
       vmax = xsimd::max(vmax, x);
     }
     if (tail) {
       const V x = load_partial<Arch>(row + full, tail, 0.0f) * vscale;
-      nan = nan | (x != x);
+      nan = nan | xsimd::isnan(x);
       const auto lane = lane_iota<Arch>() < V(static_cast<float>(tail));
       vmax = xsimd::max(vmax, xsimd::select(lane, x, neg_inf));
     }

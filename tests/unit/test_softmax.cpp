@@ -149,6 +149,29 @@ TEST_P(FastSoftmax, InfinityAndNanRows) {
   for (float x : row) EXPECT_EQ(x, 0.0f);
 }
 
+TEST_P(FastSoftmax, ANanBesideOnlyMinusInfinityIsStillANanRow) {
+  // [NaN] and [NaN, -inf, ...]: the row maximum is -inf (no comparison takes a NaN), which
+  // must not make it an "all -inf, nothing to attend to" row of zeros. Every width around the
+  // vector lengths, the NaN in the full part and in the tail, causal and not. Expected values
+  // are written here, not taken from the reference (which must agree too).
+  for (std::int64_t cols : {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33})
+    for (std::int64_t at : {std::int64_t{0}, cols / 2, cols - 1})
+      for (bool causal : {false, true}) {
+        std::vector<float> row(static_cast<std::size_t>(cols), -kInfF);
+        row[static_cast<std::size_t>(at)] = kNanF;
+        std::vector<float> ref = row;
+        // causal with offset cols - 1: the single row sees every column.
+        causal_softmax(row.data(), 1, cols, cols, 1.0f, cols - 1, causal);
+        reference::causal_softmax(ref.data(), 1, cols, cols, 1.0f, cols - 1, causal);
+        for (std::int64_t c = 0; c < cols; ++c) {
+          ASSERT_TRUE(std::isnan(row[static_cast<std::size_t>(c)]))
+              << "cols " << cols << " NaN at " << at << " col " << c << " isa "
+              << isa_name(active_isa());
+          ASSERT_TRUE(std::isnan(ref[static_cast<std::size_t>(c)])) << "reference, cols " << cols;
+        }
+      }
+}
+
 TEST_P(FastSoftmax, RowsSumToOneAndMaskedAreZero) {
   std::vector<float> s = random_values(50 * 64, 5, -6.0f, 6.0f);
   causal_softmax(s.data(), 50, 64, 64, 0.5f, 3, true);

@@ -105,7 +105,8 @@ class AttentionModule {
   bool qkv_bias() const noexcept;
   bool causal() const noexcept;
 
-  const detail::AttentionCore& core() const noexcept { return *core_; }
+  /// The engine behind the module (internal). Error(invalid_argument) on a moved-from module.
+  const detail::AttentionCore& core() const;
 
  protected:
   explicit AttentionModule(std::unique_ptr<detail::AttentionCore> core);

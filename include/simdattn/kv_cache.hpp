@@ -37,8 +37,9 @@ class KVCache {
   bool sliding_window() const noexcept;
 
   struct Storage;
-  Storage& storage() noexcept { return *storage_; }
-  const Storage& storage() const noexcept { return *storage_; }
+  /// Internal. Error(invalid_argument) on a moved-from cache.
+  Storage& storage();
+  const Storage& storage() const;
 
  private:
   std::unique_ptr<Storage> storage_;

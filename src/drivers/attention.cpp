@@ -61,10 +61,10 @@ void attention_with_weights(const float* q, const float* k, const float* v, std:
       parallel_for_blocks(tokens, [&](std::int64_t i) {
         float* row = w + i * tokens;
         for (std::int64_t j = 0; j < tokens; ++j)
-          row[j] = dropout_keep(dropout, static_cast<std::uint64_t>(b), 0,
-                                static_cast<std::uint64_t>(i), static_cast<std::uint64_t>(j))
-                       ? row[j] * keep_scale
-                       : 0.0f;
+          row[j] *= dropout_keep(dropout, static_cast<std::uint64_t>(b), 0,
+                                 static_cast<std::uint64_t>(i), static_cast<std::uint64_t>(j))
+                        ? keep_scale
+                        : 0.0f;  // a multiplier, as torch: a dropped NaN weight stays NaN
       });
     sgemm(Transpose::no, tokens, hd, tokens, 1.0f, w, tokens, v + b * batch_stride, ld_qkv, 0.0f,
           ctx + b * ctx_batch_stride, ld_ctx);
@@ -172,6 +172,7 @@ void FastAttention::forward(const float* x, std::int64_t batch, std::int64_t tok
     p.out_row_stride = inner;
     p.scale = scale;
     p.causal = spec.causal;
+    p.propagate_masked_nonfinite = true;  // the book's attn_weights @ values: 0 * NaN is NaN
     p.dropout = dropout;
     flash_attention(p);
   }
@@ -181,7 +182,7 @@ void FastAttention::forward(const float* x, std::int64_t batch, std::int64_t tok
 
 void FastAttention::forward_cached(const float* x, std::int64_t batch, std::int64_t tokens,
                                    float* y, const DropoutParams& dropout,
-                                   KVCache::Storage& cache) const {
+                                   const KVRing& cache) const {
   const State& st = *state_;
   const AttentionSpec& spec = st.spec;
   const std::int64_t inner = spec.inner_dim(), hd = spec.head_dim, n3 = 3 * inner;
@@ -200,8 +201,8 @@ void FastAttention::forward_cached(const float* x, std::int64_t batch, std::int6
     for (std::int64_t t = 0; t < tokens; ++t) {
       const float* src = qkv + (b * tokens + t) * n3;
       for (std::int64_t h = 0; h < heads; ++h) {
-        std::memcpy(cache.k_at(b, h, held + t), src + inner + h * hd, row_bytes);
-        std::memcpy(cache.v_at(b, h, held + t), src + 2 * inner + h * hd, row_bytes);
+        std::memcpy(cache.k_row(b, h, held + t), src + inner + h * hd, row_bytes);
+        std::memcpy(cache.v_row(b, h, held + t), src + 2 * inner + h * hd, row_bytes);
       }
     }
 
@@ -215,8 +216,10 @@ void FastAttention::forward_cached(const float* x, std::int64_t batch, std::int6
   p.q_batch_stride = tokens * n3;
   p.q_head_stride = hd;
   p.q_row_stride = n3;
-  p.k = cache.k.data();
-  p.v = cache.v.data();
+  p.k = cache.k;
+  p.v = cache.v;
+  p.kv_ring = cache.capacity;
+  p.kv_ring_start = cache.start;
   p.k_batch_stride = p.v_batch_stride = heads * cache.capacity * hd;
   p.k_head_stride = p.v_head_stride = cache.capacity * hd;
   p.k_row_stride = p.v_row_stride = hd;

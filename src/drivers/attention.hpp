@@ -7,7 +7,7 @@
 
 #include "common/dropout.hpp"
 #include "modules/attention_core.hpp"
-#include "modules/kv_cache_storage.hpp"
+#include "common/kv_ring.hpp"
 
 namespace simdattn::detail {
 
@@ -23,11 +23,13 @@ class FastAttention {
   void forward(const float* x, std::int64_t batch, std::int64_t tokens, float* y,
                const DropoutParams& dropout, float* attn_weights) const;
 
-  /// The same through a KV cache: the new tokens' K and V are appended at slots
-  /// [cache.length, cache.length + tokens) (make_room already done; the caller commits), and
-  /// query t, at absolute position cache.position + t, attends to every held key up to itself.
+  /// The same through a KV cache: the new tokens' K and V are appended at logical slots
+  /// [cache.length, cache.length + tokens) (room already made; the caller commits), and query
+  /// t, at absolute position cache.position + t, attends to every held key up to itself and to
+  /// nothing else (a hidden token's NaN or Inf never reaches it), so any split of a sequence
+  /// into calls gives the same outputs.
   void forward_cached(const float* x, std::int64_t batch, std::int64_t tokens, float* y,
-                      const DropoutParams& dropout, KVCache::Storage& cache) const;
+                      const DropoutParams& dropout, const KVRing& cache) const;
 
   struct State;
 

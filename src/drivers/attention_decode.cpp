@@ -52,8 +52,13 @@ void decode_attention(const FlashProblem& p) {
       }
       DecodeRowArgs args;
       args.q = p.q + b * p.q_batch_stride + h * p.q_head_stride + t * p.q_row_stride;
-      args.k = p.k + b * p.k_batch_stride + h * p.k_head_stride;
-      args.v = p.v + b * p.v_batch_stride + h * p.v_head_stride;
+      const float* k = p.k + b * p.k_batch_stride + h * p.k_head_stride;
+      const float* v = p.v + b * p.v_batch_stride + h * p.v_head_stride;
+      args.k = k + p.kv_ring_start * p.k_row_stride;
+      args.v = v + p.kv_ring_start * p.v_row_stride;
+      args.k_wrap = k;
+      args.v_wrap = v;
+      args.split = p.kv_ring == 0 ? visible : std::min(visible, p.kv_ring - p.kv_ring_start);
       args.kv_stride = p.k_row_stride;
       args.keys = visible;
       args.head_dim = p.head_dim;

@@ -82,10 +82,15 @@ void hints_for(const FlashProblem& p, const Blocking& bl, BlockRef next,
   keys = std::min(keys, bl.block_k);
   out[0] = {p.q + next.b * p.q_batch_stride + next.h * p.q_head_stride + q0 * p.q_row_stride,
             rows, p.q_row_stride, p.head_dim};
-  out[1] = {p.k + next.b * p.k_batch_stride + next.h * p.k_head_stride, keys, p.k_row_stride,
-            p.head_dim};
-  out[2] = {p.v + next.b * p.v_batch_stride + next.h * p.v_head_stride, keys, p.v_row_stride,
-            p.head_dim};
+  std::int64_t first = 0;  // physical row of key 0 (a ring's start)
+  if (p.kv_ring != 0) {
+    first = p.kv_ring_start;
+    keys = std::min(keys, p.kv_ring - first);
+  }
+  out[1] = {p.k + next.b * p.k_batch_stride + next.h * p.k_head_stride + first * p.k_row_stride,
+            keys, p.k_row_stride, p.head_dim};
+  out[2] = {p.v + next.b * p.v_batch_stride + next.h * p.v_head_stride + first * p.v_row_stride,
+            keys, p.v_row_stride, p.head_dim};
 }
 
 /// One query block of (b, h): pack, then the key blocks up to the diagonal, then the output.
@@ -130,44 +135,33 @@ void run_query_block(const FlashProblem& p, const FlashKernels& fk, const Blocki
   const float* vbase = p.v + b * p.v_batch_stride + h * p.v_head_stride;
   const float keep_scale = static_cast<float>(p.dropout.keep_scale());
 
+  // Physical row of logical key j (a KV cache is a ring; see FlashProblem::kv_ring).
+  auto row_of = [&](std::int64_t j) {
+    if (p.kv_ring == 0) return j;
+    const std::int64_t r = p.kv_ring_start + j;
+    return r < p.kv_ring ? r : r - p.kv_ring;
+  };
+  // Rows from logical key j on that are contiguous in memory (up to n).
+  auto run_of = [&](std::int64_t j, std::int64_t n) {
+    return p.kv_ring == 0 ? n : std::min(n, p.kv_ring - row_of(j));
+  };
+
   for (std::int64_t k0 = 0; k0 < k_end; k0 += bl.block_k) {
     const std::int64_t krows = std::min(bl.block_k, k_end - k0);
-    FlashBlockArgs a;
+    FlashPrefetch prefetch[kFlashPrefetchSlots];
     if (k0 + bl.block_k < k_end) {  // the next K/V block streams in while this one computes
-      const std::int64_t n = std::min(bl.block_k, k_end - k0 - bl.block_k);
-      a.prefetch[0] = {kbase + (k0 + bl.block_k) * p.k_row_stride, n, p.k_row_stride, hd};
-      a.prefetch[1] = {vbase + (k0 + bl.block_k) * p.v_row_stride, n, p.v_row_stride, hd};
+      const std::int64_t j = k0 + bl.block_k;
+      const std::int64_t n = run_of(j, std::min(bl.block_k, k_end - j));
+      prefetch[0] = {kbase + row_of(j) * p.k_row_stride, n, p.k_row_stride, hd};
+      prefetch[1] = {vbase + row_of(j) * p.v_row_stride, n, p.v_row_stride, hd};
     } else if (next.valid()) {
-      hints_for(p, bl, next, a.prefetch);
+      hints_for(p, bl, next, prefetch);
     }
-    a.qt = qt;
-    a.q_rows = rows;
-    a.q_pos = q_first;
-    a.k = kbase + k0 * p.k_row_stride;
-    a.ldk = p.k_row_stride;
-    a.v = vbase + k0 * p.v_row_stride;
-    a.ldv = p.v_row_stride;
-    if (copy_k) {
-      for (std::int64_t r = 0; r < krows; ++r)
-        std::memcpy(kcopy + r * hd, a.k + r * a.ldk, static_cast<std::size_t>(hd) * sizeof(float));
-      a.k = kcopy;
-      a.ldk = hd;
-    }
-    if (copy_v) {
-      for (std::int64_t r = 0; r < krows; ++r)
-        std::memcpy(vcopy + r * hd, a.v + r * a.ldv, static_cast<std::size_t>(hd) * sizeof(float));
-      a.v = vcopy;
-      a.ldv = hd;
-    }
-    a.k_rows = krows;
-    a.k_pos = p.k_offset + k0;
-    a.head_dim = hd;
-    a.causal = p.causal && a.k_pos + krows - 1 > q_first;  // only blocks that cross the diagonal
     if (dropout) {
       // The mask hash is baseline integer code (common/dropout.hpp), so it is evaluated here
       // and handed to the kernel as multipliers: 0 (dropped) or 1/(1-p) (kept).
       for (std::int64_t k = 0; k < krows; ++k) {
-        const std::int64_t kpos = a.k_pos + k;
+        const std::int64_t kpos = p.k_offset + k0 + k;
         float* row = drop + k * ld;
         for (std::int64_t i = 0; i < ld; ++i) {
           const std::int64_t qpos = q_first + i;
@@ -179,26 +173,62 @@ void run_query_block(const FlashProblem& p, const FlashKernels& fk, const Blocki
           row[i] = kept ? keep_scale : 0.0f;
         }
       }
-      a.drop = drop;
-      a.ld_drop = ld;
     }
-    a.s = s;
-    a.m = m;
-    a.l = l;
-    a.ot = ot;
-    a.ld_state = ld;
-    fk.block(a);
+    // A block that wraps around the end of a ring is computed as two pieces: the online
+    // softmax takes keys in any grouping.
+    for (std::int64_t j0 = k0; j0 < k0 + krows;) {
+      const std::int64_t n = run_of(j0, k0 + krows - j0);
+      FlashBlockArgs a;
+      if (j0 + n == k0 + krows)
+        for (int i = 0; i < kFlashPrefetchSlots; ++i) a.prefetch[i] = prefetch[i];
+      a.qt = qt;
+      a.q_rows = rows;
+      a.q_pos = q_first;
+      a.k = kbase + row_of(j0) * p.k_row_stride;
+      a.ldk = p.k_row_stride;
+      a.v = vbase + row_of(j0) * p.v_row_stride;
+      a.ldv = p.v_row_stride;
+      if (copy_k) {
+        for (std::int64_t r = 0; r < n; ++r)
+          std::memcpy(kcopy + r * hd, a.k + r * a.ldk, static_cast<std::size_t>(hd) * sizeof(float));
+        a.k = kcopy;
+        a.ldk = hd;
+      }
+      if (copy_v) {
+        for (std::int64_t r = 0; r < n; ++r)
+          std::memcpy(vcopy + r * hd, a.v + r * a.ldv, static_cast<std::size_t>(hd) * sizeof(float));
+        a.v = vcopy;
+        a.ldv = hd;
+      }
+      a.k_rows = n;
+      a.k_pos = p.k_offset + j0;
+      a.head_dim = hd;
+      a.causal = p.causal && a.k_pos + n - 1 > q_first;  // only blocks that cross the diagonal
+      if (dropout) {
+        a.drop = drop + (j0 - k0) * ld;
+        a.ld_drop = ld;
+      }
+      a.s = s;
+      a.m = m;
+      a.l = l;
+      a.ot = ot;
+      a.ld_state = ld;
+      fk.block(a);
+      j0 += n;
+    }
   }
   fk.finish({ot, l, ld, rows, hd,
              p.out + b * p.out_batch_stride + h * p.out_head_stride + q0 * p.out_row_stride,
              p.out_row_stride});
 }
 
-/// The reference multiplies every weight with its value row, masked (zero) weights included,
-/// so a non-finite V[j][c] turns column c NaN for queries that cannot see key j (0 * inf and
-/// 0 * NaN are NaN). The kernel never visits those keys; this restores the same result. Cheap
+/// The book multiplies every weight with its value row, masked (zero) weights included, so a
+/// non-finite V[j][c] turns column c NaN for queries that cannot see key j (0 * inf and
+/// 0 * NaN are NaN). The kernel never lets a query read a key it cannot see; for plain
+/// forwards (FlashProblem::propagate_masked_nonfinite) this restores the book's result. Cheap
 /// in the common case: one look at the last query row (which sees every key it can) per head.
 void propagate_masked_nonfinite(const FlashProblem& p) {
+  assert(p.kv_ring == 0 && "plain forwards only");
   const std::int64_t hd = p.head_dim;
   for (std::int64_t b = 0; b < p.batch; ++b)
     for (std::int64_t h = 0; h < p.heads; ++h) {
@@ -283,7 +313,7 @@ void flash_attention(const FlashProblem& p) {
           tbb::static_partitioner());
     });
   }
-  if (p.causal) propagate_masked_nonfinite(p);
+  if (p.causal && p.propagate_masked_nonfinite) propagate_masked_nonfinite(p);
 }
 
 }  // namespace simdattn::detail

@@ -30,13 +30,20 @@ struct FlashProblem {
   /// hides key positions greater than the query's; the dropout mask is drawn at (b, h, query
   /// position, key position).
   std::int64_t q_offset = 0, k_offset = 0;
+  /// K/V as a ring of kv_ring rows per head (a KV cache): key j is row (kv_ring_start + j) %
+  /// kv_ring. 0: key j is row j.
+  std::int64_t kv_ring = 0, kv_ring_start = 0;
   DropoutParams dropout;
+  /// false: a query reads only the keys it can see, so a hidden token's NaN or Inf never
+  /// reaches it (KV-cache forwards: any split of a sequence into calls gives the same result).
+  /// true: the book's `attn_weights @ values`, which multiplies masked (zero) weights with their
+  /// value rows too, so a non-finite V[j][c] makes column c NaN for every query that cannot
+  /// see key j (plain causal forwards, as PyTorch).
+  bool propagate_masked_nonfinite = false;
 };
 
 /// Runs on the active ISA with num_threads() threads; bitwise identical for any thread count.
-/// NaN and Inf propagate as in the reference, which multiplies every weight, masked (zero) ones
-/// included, with its value row: a non-finite V[j][c] makes column c NaN for every query that
-/// cannot see key j.
+/// A query that sees a NaN score or value gets NaN, as in the reference.
 void flash_attention(const FlashProblem& problem);
 
 }  // namespace simdattn::detail

@@ -12,6 +12,12 @@
 namespace simdattn::detail {
 namespace {
 
+/// Below 2^19 multiply-adds a GEMM is not worth waking threads for. m * n * k can pass int64
+/// for valid shapes (three dimensions near 2^21 each), so the product is taken in 128 bits.
+bool below_threading_threshold(std::int64_t m, std::int64_t n, std::int64_t k) noexcept {
+  return static_cast<__int128>(m) * n * k < (__int128{1} << 19);
+}
+
 constexpr std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 constexpr std::int64_t round_up(std::int64_t a, std::int64_t b) { return ceil_div(a, b) * b; }
 
@@ -74,7 +80,7 @@ TaskGrid make_grid(const GemmMicrokernel& uk, std::int64_t m, std::int64_t n, st
   g.col_blocks = blocks(g.tiles_n, uk.nc, uk.nr);
   const std::int64_t threads = num_threads();
   // Below ~0.5 M multiply-adds a second thread costs more to wake than it saves.
-  if (threads <= 1 || m * n * k < (std::int64_t{1} << 19)) return g;
+  if (threads <= 1 || below_threading_threshold(m, n, k)) return g;
   const std::int64_t want = 4 * threads;
   if (g.row_blocks * g.col_blocks < want)
     g.row_blocks = std::min(g.tiles_m, ceil_div(want, g.col_blocks));
@@ -304,7 +310,7 @@ void gemm_small_m(const GemmSmallMKernel& kernel, const GemmArgs& args, const Pa
     // Several tasks per thread for balance, but each at least 8 panels (8 x k x 64 B of B)
     // so the streams stay long.
     const std::int64_t threads = num_threads();
-    const bool tiny = args.m * n * b.k < (std::int64_t{1} << 19);
+    const bool tiny = below_threading_threshold(args.m, n, b.k);
     per_task = threads <= 1 || tiny ? panels
                                     : std::max<std::int64_t>(8, ceil_div(panels, 4 * threads));
   }

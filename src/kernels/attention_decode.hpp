@@ -15,13 +15,18 @@
 
 namespace simdattn::detail {
 
-/// softmax(scale q·K[0..keys)ᵀ) · V[0..keys) for ONE query, keys row j at k + j * kv_stride
-/// (likewise v). keep (nullable) multiplies each normalised weight (inverted dropout: 0 or
-/// 1/(1-p)). As the reference: a NaN score makes the row NaN; an all -inf row weights nothing.
+/// softmax(scale q·K[0..keys)ᵀ) · V[0..keys) for ONE query. Key row j is at k + j * kv_stride
+/// for j < split, and at k_wrap + (j - split) * kv_stride after (a KV cache's ring wraps
+/// around; likewise v). keep (nullable) multiplies each normalised weight (inverted dropout: 0
+/// or 1/(1-p)). As the reference: a NaN score makes the row NaN; an all -inf row weights
+/// nothing.
 struct DecodeRowArgs {
   const float* q = nullptr;
   const float* k = nullptr;
   const float* v = nullptr;
+  const float* k_wrap = nullptr;
+  const float* v_wrap = nullptr;
+  std::int64_t split = 0;  ///< keys before the wrap (== keys when there is none)
   std::int64_t kv_stride = 0;
   std::int64_t keys = 0;  ///< >= 1
   std::int64_t head_dim = 0;

@@ -16,8 +16,9 @@ void decode_attention_row(const DecodeRowArgs& a) {
 
   // Scores: one dot product per key along head_dim (two accumulators for two FMA chains).
   float max = -__builtin_inff();
+  bool nan = false;
   for (std::int64_t j = 0; j < n; ++j) {
-    const float* kj = a.k + j * a.kv_stride;
+    const float* kj = j < a.split ? a.k + j * a.kv_stride : a.k_wrap + (j - a.split) * a.kv_stride;
     V acc0(0.0f), acc1(0.0f);
     std::int64_t d = 0;
     for (; d + 2 * W <= hd; d += 2 * W) {
@@ -31,11 +32,18 @@ void decode_attention_row(const DecodeRowArgs& a) {
                               load_partial<Arch>(kj + d, hd - d, 0.0f), acc0);
     const float s = xsimd::hadd(acc0 + acc1) * a.scale;
     a.scores[j] = s;
-    max = s > max ? s : max;  // NaN never wins here; it reaches the sum below instead
+    max = s > max ? s : max;  // NaN never wins a comparison: it is tracked apart
+    nan |= __builtin_isnan(s);
+  }
+  if (nan) {
+    // A NaN score makes every weight of the row NaN (the reference's softmax), so the whole
+    // output row is NaN, even where the row's other scores are all -inf.
+    for (std::int64_t d = 0; d < hd; ++d) a.out[d] = __builtin_nanf("");
+    return;
   }
 
   // Exponentials and their sum. An all -inf row has nothing to attend to: its weights are 0
-  // (exp(-inf - -inf) would be NaN). A NaN score gives a NaN sum and so a NaN row.
+  // (exp(-inf - -inf) would be NaN).
   const bool nothing = max == -__builtin_inff();
   const V vmax(max);
   V vsum(0.0f);
@@ -61,7 +69,8 @@ void decode_attention_row(const DecodeRowArgs& a) {
     float w = a.scores[jj] * inv;
     if (a.keep != nullptr) w *= a.keep[jj];
     const V vw(w);
-    const float* vj = a.v + jj * a.kv_stride;
+    const float* vj =
+        jj < a.split ? a.v + jj * a.kv_stride : a.v_wrap + (jj - a.split) * a.kv_stride;
     std::int64_t d = 0;
     for (; d + W <= hd; d += W)
       flash_madd<Arch>(vw, V::load_unaligned(vj + d), V::load_unaligned(out + d)).store_unaligned(out + d);

@@ -59,14 +59,15 @@ inline void score_tile(const float* qt, const float* k, std::int64_t ldk, std::i
     }
   }
   if (mask) {
-    // Positions are compared as floats: exact below 2^24, which the driver asserts.
+    // Key k_pos + r is hidden from lane l of group v when k_pos + r > q_pos + v W + l, i.e.
+    // when rel + r - v W > l with rel = k_pos - q_pos. A masked tile straddles the diagonal,
+    // so rel is within a tile's width of 0 and exact as a float at any absolute position.
     const V neg_inf(-__builtin_huge_valf());
     const V iota = lane_iota<Arch>();
-    SIMDATTN_FLASH_UNROLL for (int v = 0; v < NV; ++v) {
-      const V qpos = iota + V(static_cast<float>(q_pos + v * W));
+    const std::int64_t rel = k_pos - q_pos;
+    SIMDATTN_FLASH_UNROLL for (int v = 0; v < NV; ++v)
       SIMDATTN_FLASH_UNROLL for (int r = 0; r < R; ++r)
-        acc[r][v] = xsimd::select(V(static_cast<float>(k_pos + r)) > qpos, neg_inf, acc[r][v]);
-    }
+        acc[r][v] = xsimd::select(V(static_cast<float>(rel + r - v * W)) > iota, neg_inf, acc[r][v]);
   }
   SIMDATTN_FLASH_UNROLL for (int r = 0; r < R; ++r)
     SIMDATTN_FLASH_UNROLL for (int v = 0; v < NV; ++v) {
@@ -77,10 +78,14 @@ inline void score_tile(const float* qt, const float* k, std::int64_t ldk, std::i
 
 /// O^T micro-tile of R head-dim rows (ot, stride ld) x one query panel: rescaled by alpha, then
 /// sum over keys k < keys of V[k][r] * P[k][q] (v: first value row at this tile's column,
-/// stride ldv; p: stride NR).
+/// stride ldv; p: stride NR). Keys from `masked_from` on straddle the diagonal: key k is seen
+/// by lane q only when k - q_rel <= q, and adds nothing to the lanes that cannot see it, not
+/// even 0 * V (which is NaN for a non-finite V): a hidden token's NaN or Inf never reaches a
+/// query. (The book's 0 * NaN, for plain forwards, is the driver's business.)
 template <class Arch, int R>
-inline void pv_tile(const float* p, std::int64_t keys, const float* v, std::int64_t ldv,
-                    float* ot, std::int64_t ld, const Vec<Arch> (&alpha)[kFlashNv]) noexcept {
+inline void pv_tile(const float* p, std::int64_t keys, std::int64_t masked_from,
+                    std::int64_t q_rel, const float* v, std::int64_t ldv, float* ot,
+                    std::int64_t ld, const Vec<Arch> (&alpha)[kFlashNv]) noexcept {
   using V = Vec<Arch>;
   constexpr int NV = kFlashNv;
   constexpr std::int64_t W = kW<Arch>, NR = kNr<Arch>;
@@ -88,13 +93,28 @@ inline void pv_tile(const float* p, std::int64_t keys, const float* v, std::int6
   SIMDATTN_FLASH_UNROLL for (int r = 0; r < R; ++r)
     SIMDATTN_FLASH_UNROLL for (int c = 0; c < NV; ++c)
       acc[r][c] = V::load_aligned(ot + r * ld + c * W) * alpha[c];
-  for (std::int64_t k = 0; k < keys; ++k) {
+  for (std::int64_t k = 0; k < masked_from; ++k) {
     V pk[NV];
     SIMDATTN_FLASH_UNROLL for (int c = 0; c < NV; ++c) pk[c] = V::load_aligned(p + k * NR + c * W);
     const float* vk = v + k * ldv;
     SIMDATTN_FLASH_UNROLL for (int r = 0; r < R; ++r) {
       const V vb(vk[r]);
       SIMDATTN_FLASH_UNROLL for (int c = 0; c < NV; ++c) acc[r][c] = flash_madd<Arch>(vb, pk[c], acc[r][c]);
+    }
+  }
+  const V iota = lane_iota<Arch>();
+  for (std::int64_t k = masked_from; k < keys; ++k) {
+    V pk[NV];
+    decltype(iota == iota) sees[NV];
+    SIMDATTN_FLASH_UNROLL for (int c = 0; c < NV; ++c) {
+      pk[c] = V::load_aligned(p + k * NR + c * W);
+      sees[c] = iota >= V(static_cast<float>(k - q_rel - c * W));  // small: exact
+    }
+    const float* vk = v + k * ldv;
+    SIMDATTN_FLASH_UNROLL for (int r = 0; r < R; ++r) {
+      const V vb(vk[r]);
+      SIMDATTN_FLASH_UNROLL for (int c = 0; c < NV; ++c)
+        acc[r][c] = xsimd::select(sees[c], flash_madd<Arch>(vb, pk[c], acc[r][c]), acc[r][c]);
     }
   }
   SIMDATTN_FLASH_UNROLL for (int r = 0; r < R; ++r)
@@ -162,7 +182,6 @@ void flash_attention_block(const FlashBlockArgs& a) {
          a.m != nullptr && a.l != nullptr && a.ot != nullptr);
   assert(a.q_rows >= 1 && a.k_rows >= 1 && a.head_dim >= 1 && a.ld_state % NR == 0 &&
          a.ld_state >= a.q_rows && (a.drop == nullptr || a.ld_drop >= a.ld_state));
-  assert(a.q_pos + a.q_rows < (std::int64_t{1} << 24) && a.k_pos + a.k_rows < (std::int64_t{1} << 24));
   const std::int64_t hd = a.head_dim;
   const V neg_inf(-__builtin_huge_valf()), zero(0.0f);
   const std::int64_t panels = (a.q_rows + NR - 1) / NR;
@@ -237,17 +256,21 @@ void flash_attention_block(const FlashBlockArgs& a) {
     }
     SIMDATTN_FLASH_UNROLL for (int c = 0; c < NV; ++c) lsum[c].store_aligned(a.l + q0 + c * W);
 
-    // 3. O^T = alpha O^T + V^T P^T, MR head-dim rows at a time.
+    // 3. O^T = alpha O^T + V^T P^T, MR head-dim rows at a time. Keys [0, masked_from) are
+    //    seen by every query of the panel; the rest only by some (causal panels).
+    const std::int64_t q_rel = q_first - a.k_pos;  // key k is seen by lane q iff k <= q_rel + q
+    std::int64_t masked_from = keys;
+    if (a.causal && q_rel + 1 < keys) masked_from = q_rel + 1 > 0 ? q_rel + 1 : 0;
     float* ot = a.ot + q0;
     for (std::int64_t dd = 0; dd < hd; dd += MR) {
       const std::int64_t rows = hd - dd < MR ? hd - dd : MR;
       float* o = ot + dd * a.ld_state;
       const float* vcol = a.v + dd;
       switch (rows) {
-        case 4: flash_impl::pv_tile<Arch, 4>(a.s, keys, vcol, a.ldv, o, a.ld_state, alpha); break;
-        case 3: flash_impl::pv_tile<Arch, 3>(a.s, keys, vcol, a.ldv, o, a.ld_state, alpha); break;
-        case 2: flash_impl::pv_tile<Arch, 2>(a.s, keys, vcol, a.ldv, o, a.ld_state, alpha); break;
-        default: flash_impl::pv_tile<Arch, 1>(a.s, keys, vcol, a.ldv, o, a.ld_state, alpha); break;
+        case 4: flash_impl::pv_tile<Arch, 4>(a.s, keys, masked_from, q_rel, vcol, a.ldv, o, a.ld_state, alpha); break;
+        case 3: flash_impl::pv_tile<Arch, 3>(a.s, keys, masked_from, q_rel, vcol, a.ldv, o, a.ld_state, alpha); break;
+        case 2: flash_impl::pv_tile<Arch, 2>(a.s, keys, masked_from, q_rel, vcol, a.ldv, o, a.ld_state, alpha); break;
+        default: flash_impl::pv_tile<Arch, 1>(a.s, keys, masked_from, q_rel, vcol, a.ldv, o, a.ld_state, alpha); break;
       }
     }
   }

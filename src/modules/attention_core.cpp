@@ -2,6 +2,7 @@
 // weights and the fast path's packed copy of them, kept in step by set_weights().
 #include "modules/attention_core.hpp"
 
+#include <atomic>
 #include <cstddef>
 #include <utility>
 
@@ -29,10 +30,15 @@ AttentionWeights zero_weights(const AttentionSpec& spec) {
   return w;
 }
 
+std::uint64_t next_core_id() noexcept {
+  static std::atomic<std::uint64_t> counter{0};
+  return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
 }  // namespace
 
 AttentionCore::AttentionCore(AttentionSpec spec)
-    : spec_(std::move(spec)), weights_(zero_weights(spec_)) {
+    : id_(next_core_id()), spec_(std::move(spec)), weights_(zero_weights(spec_)) {
   fast_ = std::make_unique<FastAttention>(spec_, weights_);
 }
 

@@ -59,8 +59,12 @@ class AttentionCore {
   /// Replaces the weights and rebuilds the fast path's packed form.
   void set_weights(AttentionWeights weights);
   const FastAttention& fast() const noexcept { return *fast_; }
+  /// Unique for the life of the process (never reused, unlike an address): what a KVCache
+  /// records to know which module it belongs to.
+  std::uint64_t id() const noexcept { return id_; }
 
  private:
+  std::uint64_t id_;
   AttentionSpec spec_;
   AttentionWeights weights_;
   std::unique_ptr<FastAttention> fast_;

@@ -205,6 +205,10 @@ const std::string& empty_name() {
 const std::string& AttentionModule::name() const noexcept {
   return core_ ? core_->spec().module_name : empty_name();
 }
+const detail::AttentionCore& AttentionModule::core() const {
+  if (!core_) detail::fail_arg("AttentionModule: the module was moved from");
+  return *core_;
+}
 std::int64_t AttentionModule::d_in() const noexcept { return core_ ? core_->spec().d_in : 0; }
 std::int64_t AttentionModule::output_dim() const noexcept {
   return core_ ? core_->spec().output_dim() : 0;

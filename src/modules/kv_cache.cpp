@@ -1,6 +1,4 @@
 // src/modules/kv_cache.cpp — KVCache: preallocation, validation, sliding-window eviction.
-#include <algorithm>
-#include <cstring>
 
 #include "common/validate.hpp"
 #include "modules/attention_core.hpp"
@@ -28,7 +26,7 @@ KVCache::KVCache(const AttentionModule& module, std::int64_t batch, std::int64_t
     detail::fail_arg(who, ": batch * heads * capacity * head_dim (", n,
                      ") floats is too large to preallocate");
   Storage& s = *storage_;
-  s.owner = &module.core();
+  s.owner_id = module.core().id();
   s.batch = batch;
   s.heads = spec.num_heads;
   s.head_dim = spec.head_dim;
@@ -44,8 +42,18 @@ KVCache& KVCache::operator=(KVCache&&) noexcept = default;
 
 void KVCache::reset() noexcept {
   if (!storage_) return;
+  storage_->start = 0;
   storage_->length = 0;
   storage_->position = 0;
+}
+
+KVCache::Storage& KVCache::storage() {
+  if (!storage_) detail::fail_arg("KVCache: the cache was moved from");
+  return *storage_;
+}
+const KVCache::Storage& KVCache::storage() const {
+  if (!storage_) detail::fail_arg("KVCache: the cache was moved from");
+  return *storage_;
 }
 void KVCache::truncate(std::int64_t tokens) {
   const char* who = "KVCache::truncate";
@@ -73,17 +81,10 @@ void KVCache::Storage::make_room(std::int64_t tokens) {
   if (tokens > capacity)
     detail::fail(ErrorCode::capacity, who, ": a sliding-window cache of capacity (", capacity,
                  ") cannot take ", tokens, " tokens in one call");
-  // Keep the most recent capacity - tokens tokens; move them to the front of every (b, h).
-  const std::int64_t keep = capacity - tokens;
-  const std::int64_t drop = length - keep;
-  for (std::int64_t b = 0; b < batch; ++b)
-    for (std::int64_t h = 0; h < heads; ++h) {
-      const auto bytes = static_cast<std::size_t>(keep * head_dim) * sizeof(float);
-      if (bytes == 0) continue;
-      std::memmove(k_at(b, h, 0), k_at(b, h, drop), bytes);
-      std::memmove(v_at(b, h, 0), v_at(b, h, drop), bytes);
-    }
-  length = keep;
+  // Keep the most recent capacity - tokens tokens: the oldest `drop` leave the ring.
+  const std::int64_t drop = length + tokens - capacity;
+  start = (start + drop) % capacity;
+  length -= drop;
 }
 
 }  // namespace simdattn

@@ -1,47 +1,46 @@
-// src/modules/kv_cache_storage.hpp — what a KVCache holds, shared by both backends' cached
-// forwards: K and V head-major [B, H, capacity, head_dim], and how many tokens they hold.
+// src/modules/kv_cache_storage.hpp — what a KVCache holds: K and V as a ring buffer
+// (common/kv_ring.hpp), the identity and shape of the module it was made for, and how many
+// tokens it holds.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "common/kv_ring.hpp"
 #include "simdattn/kv_cache.hpp"
-
-namespace simdattn::detail {
-class AttentionCore;
-}
 
 namespace simdattn {
 
 struct KVCache::Storage {
-  const detail::AttentionCore* owner = nullptr;  ///< the module the cache was made for
+  /// The module the cache was made for: its identity (AttentionCore::id(), never reused, so a
+  /// module allocated where a destroyed one was is still a different module) and its shape.
+  std::uint64_t owner_id = 0;
   std::int64_t batch = 0, heads = 0, head_dim = 0, capacity = 0;
   bool sliding = false;
-  std::int64_t length = 0;    ///< tokens held: slots [0, length)
-  std::int64_t position = 0;  ///< tokens appended since reset; slot s holds position - length + s
+  std::int64_t start = 0;     ///< physical slot of the oldest held token
+  std::int64_t length = 0;    ///< tokens held
+  std::int64_t position = 0;  ///< tokens appended since reset (absolute position of the next)
   std::vector<float> k, v;    ///< [batch, heads, capacity, head_dim]
 
-  /// Absolute position of slot 0.
-  std::int64_t first_position() const noexcept { return position - length; }
-  std::int64_t row(std::int64_t b, std::int64_t h, std::int64_t slot) const noexcept {
-    return ((b * heads + h) * capacity + slot) * head_dim;
-  }
-  float* k_at(std::int64_t b, std::int64_t h, std::int64_t slot) noexcept {
-    return k.data() + row(b, h, slot);
-  }
-  float* v_at(std::int64_t b, std::int64_t h, std::int64_t slot) noexcept {
-    return v.data() + row(b, h, slot);
-  }
-  const float* k_at(std::int64_t b, std::int64_t h, std::int64_t slot) const noexcept {
-    return k.data() + row(b, h, slot);
-  }
-  const float* v_at(std::int64_t b, std::int64_t h, std::int64_t slot) const noexcept {
-    return v.data() + row(b, h, slot);
+  /// The cache as the drivers and the reference read and write it.
+  detail::KVRing view() noexcept {
+    detail::KVRing r;
+    r.k = k.data();
+    r.v = v.data();
+    r.batch = batch;
+    r.heads = heads;
+    r.capacity = capacity;
+    r.head_dim = head_dim;
+    r.start = start;
+    r.length = length;
+    r.position = position;
+    return r;
   }
 
-  /// Makes room for `tokens` new tokens at slots [length, length + tokens): throws
-  /// Error(capacity) when they do not fit and the cache does not slide; in sliding mode drops
-  /// the oldest tokens (shifting the rest down). Checks everything before changing anything.
+  /// Makes room for `tokens` new tokens at logical slots [length, length + tokens): throws
+  /// Error(capacity) when they do not fit and the cache does not slide; in sliding mode forgets
+  /// the oldest tokens (the ring's start advances; nothing moves). Checks everything before
+  /// changing anything.
   void make_room(std::int64_t tokens);
   /// After the backend wrote the new K/V rows: they now count as held.
   void commit(std::int64_t tokens) noexcept {

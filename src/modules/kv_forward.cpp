@@ -21,8 +21,9 @@ void AttentionModule::forward_into(const Tensor& x, KVCache& cache, Tensor& y,
   if (!core_) detail::fail_arg("AttentionModule::forward: the module was moved from");
   const detail::AttentionSpec& spec = core_->spec();
   const char* who = spec.module_name.c_str();
-  KVCache::Storage& s = cache.storage();
-  if (s.owner != core_.get())
+  KVCache::Storage& s = cache.storage();  // Error on a moved-from cache
+  // Identity, then shape: a cache must never be read or written with another module's sizes.
+  if (s.owner_id != core_->id() || s.heads != spec.num_heads || s.head_dim != spec.head_dim)
     detail::fail_arg(who, ": the KVCache was created for a different module");
   if (x.rank() != 2 && x.rank() != 3)
     detail::fail_arg(who, ": x rank (", x.rank(), ") must be 2 ([T, d_in]) or 3 ([B, T, d_in]);",
@@ -50,11 +51,12 @@ void AttentionModule::forward_into(const Tensor& x, KVCache& cache, Tensor& y,
   if (y.shape() != shape) y = Tensor(shape);  // reused as is when the shape matches
   s.make_room(tokens);  // throws Error(capacity) before anything changes
   const detail::DropoutParams dropout{options.train ? spec.dropout : 0.0, options.seed};
+  const detail::KVRing ring = s.view();
   if (options.backend == Backend::reference)
     detail::attention_forward_reference_cached(spec, core_->weights(), x.data(), batch, tokens,
-                                               y.data(), dropout, s);
+                                               y.data(), dropout, ring);
   else
-    core_->fast().forward_cached(x.data(), batch, tokens, y.data(), dropout, s);
+    core_->fast().forward_cached(x.data(), batch, tokens, y.data(), dropout, ring);
   s.commit(tokens);
 }
 

@@ -18,7 +18,7 @@ std::size_t at(std::int64_t row, std::int64_t cols, std::int64_t col) {
 void attention_forward_reference_cached(const AttentionSpec& spec, const AttentionWeights& weights,
                                         const float* x, std::int64_t batch, std::int64_t tokens,
                                         float* y, const DropoutParams& dropout,
-                                        KVCache::Storage& cache) {
+                                        const KVRing& cache) {
   const std::int64_t d_in = spec.d_in, hd = spec.head_dim, inner = spec.inner_dim();
   const std::int64_t held = cache.length;          // slots holding earlier tokens
   const std::int64_t first = cache.first_position();  // absolute position of slot 0
@@ -42,8 +42,8 @@ void attention_forward_reference_cached(const AttentionSpec& spec, const Attenti
         }
         q[at(t, inner, o)] = aq;
         const std::int64_t h = o / hd, c = o % hd;
-        cache.k_at(b, h, held + t)[c] = static_cast<float>(ak);
-        cache.v_at(b, h, held + t)[c] = static_cast<float>(av);
+        cache.k_row(b, h, held + t)[c] = static_cast<float>(ak);
+        cache.v_row(b, h, held + t)[c] = static_cast<float>(av);
       }
 
     std::vector<double> context(static_cast<std::size_t>(tokens * inner), 0.0);
@@ -55,7 +55,7 @@ void attention_forward_reference_cached(const AttentionSpec& spec, const Attenti
         double max = -std::numeric_limits<double>::infinity();
         bool has_nan = false;
         for (std::int64_t s = 0; s < keys; ++s) {
-          const float* k = cache.k_at(b, h, s);
+          const float* k = cache.k_row(b, h, s);
           double acc = 0.0;
           for (std::int64_t c = 0; c < hd; ++c) acc += q[at(i, inner, h * hd + c)] * k[c];
           w[static_cast<std::size_t>(s)] = acc / sqrt_dk;
@@ -73,12 +73,13 @@ void attention_forward_reference_cached(const AttentionSpec& spec, const Attenti
           double& e = w[static_cast<std::size_t>(s)];
           if (sum > 0.0 || std::isnan(sum)) e /= sum;
           if (dropout.active())
-            e = dropout_keep(dropout, static_cast<std::uint64_t>(b), static_cast<std::uint64_t>(h),
-                             static_cast<std::uint64_t>(p0 + i),
-                             static_cast<std::uint64_t>(first + s))
-                    ? e * dropout.keep_scale()
-                    : 0.0;
-          const float* v = cache.v_at(b, h, s);
+            // A multiplier, as torch's dropout: a dropped NaN weight stays NaN (NaN * 0).
+          e *= dropout_keep(dropout, static_cast<std::uint64_t>(b), static_cast<std::uint64_t>(h),
+                            static_cast<std::uint64_t>(p0 + i),
+                            static_cast<std::uint64_t>(first + s))
+                   ? dropout.keep_scale()
+                   : 0.0;
+          const float* v = cache.v_row(b, h, s);
           for (std::int64_t c = 0; c < hd; ++c) context[at(i, inner, h * hd + c)] += e * v[c];
         }
       }

@@ -111,7 +111,7 @@ void attention_forward_reference(const AttentionSpec& spec, const AttentionWeigh
           double& wij = w[static_cast<std::size_t>(j)];
           if (dropout.active()) {
             const bool keep = dropout_keep(dropout, u64(b), u64(h), u64(i), u64(j));
-            wij = keep ? wij * dropout.keep_scale() : 0.0;
+            wij *= keep ? dropout.keep_scale() : 0.0;  // torch: NaN * 0 stays NaN
           }
           if (attn_weights != nullptr)
             attn_weights[(b * tokens + i) * tokens + j] = static_cast<float>(wij);

@@ -35,6 +35,11 @@ class AttentionTester {
   AttentionTester& q_offset(std::int64_t v) { q_offset_ = v; return *this; }
   AttentionTester& head_dim(std::int64_t v) { hd_ = v; return *this; }
   AttentionTester& causal(bool v) { causal_ = v; return *this; }
+  /// true (default, plain forwards): the book's 0 * V for masked keys; false (KV caches): a
+  /// query reads only the keys it sees.
+  AttentionTester& book_masking(bool v) { book_ = v; return *this; }
+  /// K/V as a ring of kv_len rows whose key 0 is row `start` (a KV cache).
+  AttentionTester& ring_start(std::int64_t v) { ring_start_ = v; return *this; }
   AttentionTester& scale(double v) { scale_ = v; return *this; }
   AttentionTester& pad(std::int64_t v) { pad_ = v; return *this; }
   AttentionTester& range(float v) { range_ = v; return *this; }
@@ -84,6 +89,11 @@ class AttentionTester {
     p.causal = causal_;
     p.q_offset = q_offset_;
     p.dropout = dropout_;
+    p.propagate_masked_nonfinite = book_;
+    if (ring_start_ != 0) {
+      p.kv_ring = kv_len_;
+      p.kv_ring_start = ring_start_;
+    }
     detail::flash_attention(p);
     return out;
   }
@@ -104,6 +114,8 @@ class AttentionTester {
     o.qr = o.kr = o.vr = ld_;
     o.scale = static_cast<double>(static_cast<float>(scale()));
     o.causal = causal_;
+    o.book_masking = book_;
+    o.ring_start = ring_start_;
     o.q_offset = q_offset_;
     o.dropout = dropout_;
     const std::vector<float> expected = oracle_attention(o);
@@ -159,6 +171,8 @@ class AttentionTester {
   std::int64_t batch_ = 1, heads_ = 1, q_len_ = 1, kv_len_ = 1, hd_ = 8, q_offset_ = 0, pad_ = 0;
   double scale_ = 0.0;  // 0: 1/sqrt(head_dim)
   bool causal_ = true;
+  bool book_ = true;
+  std::int64_t ring_start_ = 0;
   float range_ = 1.0f;
   std::uint32_t seed_ = 1;
   detail::DropoutParams dropout_;
@@ -253,6 +267,32 @@ TEST_P(FastAttentionDriver, NonFiniteValuesPropagateLikeTheReference) {
   // A key of -inf scores (q . k = -inf for every query): weight 0, finite rows.
   ASSERT_TRUE(AttentionTester().heads(1).tokens(30).head_dim(1).range(1.0f).scale(1.0)
                   .poke(1, 0, 0, 0, 0, -kInfF).test());
+}
+
+TEST_P(FastAttentionDriver, HiddenNonFiniteValuesNeverReachAQueryThroughACache) {
+  // KV-cache semantics: a query sums only the keys it sees, so a NaN / inf value or key of a
+  // later token leaves earlier rows finite, in the diagonal block too (0 * NaN is never taken).
+  ASSERT_TRUE(AttentionTester().book_masking(false).heads(2).tokens(200).head_dim(8)
+                  .poke(2, 0, 1, 150, 3, kNanF).test());
+  for (std::int64_t t : {0, 5, 23, 24, 25, 39})
+    ASSERT_TRUE(AttentionTester().book_masking(false).heads(1).tokens(40).head_dim(5)
+                    .poke(2, 0, 0, t, 1, kInfF).poke(1, 0, 0, t, 2, kNanF).test())
+        << "token " << t;
+  ASSERT_TRUE(AttentionTester().book_masking(false).heads(2).q_len(9).kv_len(50).q_offset(41)
+                  .head_dim(8).poke(2, 0, 0, 45, 0, kNanF).dropout(0.3, 9).test());
+}
+
+TEST_P(FastAttentionDriver, RingBufferKeysMatchTheOracle) {
+  // A KV cache is a ring: logical key j lives in row (start + j) % kv_len. Starts that wrap
+  // inside a key block (128), at its edge, and at the first and last row.
+  for (std::int64_t start : {1, 77, 127, 128, 129, 199})
+    for (std::int64_t q : {1, 3, 70}) {
+      ASSERT_TRUE(AttentionTester().book_masking(false).heads(2).q_len(q).kv_len(200)
+                      .q_offset(200 - q).head_dim(16).ring_start(start).seed(3).test())
+          << "start " << start << " q " << q;
+    }
+  ASSERT_TRUE(AttentionTester().book_masking(false).q_len(5).kv_len(300).q_offset(295)
+                  .head_dim(8).ring_start(150).dropout(0.4, 3).test());
 }
 
 TEST_P(FastAttentionDriver, SameBitsForOneAndManyThreads) {

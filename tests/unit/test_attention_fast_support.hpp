@@ -103,11 +103,16 @@ struct StridedAttention {
   bool causal = false;
   std::int64_t q_offset = 0, k_offset = 0;
   detail::DropoutParams dropout;
+  /// true: the book's attn_weights @ values, masked (zero) weights times their value rows
+  /// too; false: a query sums only the keys it sees (KV-cache semantics).
+  bool book_masking = true;
+  /// Logical key j is row (ring_start + j) % kv_len (a KV cache's ring).
+  std::int64_t ring_start = 0;
 };
 
 /// The book's attention in double, as the reference writes it: every weight (masked ones are
-/// 0) times its value row, so non-finite values propagate the same way. out is
-/// [batch][heads][q_len][head_dim].
+/// 0) times its value row, so non-finite values propagate the same way (or, with
+/// !book_masking, only the keys a query sees). out is [batch][heads][q_len][head_dim].
 inline std::vector<float> oracle_attention(const StridedAttention& p) {
   const double inf = std::numeric_limits<double>::infinity();
   std::vector<float> out(static_cast<std::size_t>(p.batch * p.heads * p.q_len * p.head_dim));
@@ -119,8 +124,9 @@ inline std::vector<float> oracle_attention(const StridedAttention& p) {
         const std::int64_t qpos = p.q_offset + i;
         double mx = -inf;
         bool nan = false;
+        const auto row = [&](std::int64_t j) { return (p.ring_start + j) % p.kv_len; };
         for (std::int64_t j = 0; j < p.kv_len; ++j) {
-          const float* kj = p.k + b * p.kb + h * p.kh + j * p.kr;
+          const float* kj = p.k + b * p.kb + h * p.kh + row(j) * p.kr;
           double s = 0.0;
           for (std::int64_t d = 0; d < p.head_dim; ++d) s += double(qi[d]) * double(kj[d]);
           s = (p.causal && p.k_offset + j > qpos) ? -inf : s * p.scale;
@@ -137,16 +143,19 @@ inline std::vector<float> oracle_attention(const StridedAttention& p) {
           double& wj = w[static_cast<std::size_t>(j)];
           if (mx != -inf || nan) wj /= sum;
           if (p.dropout.active())
-            wj = detail::dropout_keep(p.dropout, std::uint64_t(b), std::uint64_t(h),
-                                      std::uint64_t(qpos), std::uint64_t(p.k_offset + j))
-                     ? wj * p.dropout.keep_scale()
-                     : 0.0;
+            wj *= detail::dropout_keep(p.dropout, std::uint64_t(b), std::uint64_t(h),
+                                       std::uint64_t(qpos), std::uint64_t(p.k_offset + j))
+                      ? p.dropout.keep_scale()
+                      : 0.0;
         }
         float* o = out.data() + ((b * p.heads + h) * p.q_len + i) * p.head_dim;
         for (std::int64_t d = 0; d < p.head_dim; ++d) {
           double acc = 0.0;
-          for (std::int64_t j = 0; j < p.kv_len; ++j)
-            acc += w[static_cast<std::size_t>(j)] * double(p.v[b * p.vb + h * p.vh + j * p.vr + d]);
+          for (std::int64_t j = 0; j < p.kv_len; ++j) {
+            if (!p.book_masking && p.causal && p.k_offset + j > qpos) continue;
+            acc += w[static_cast<std::size_t>(j)] *
+                   double(p.v[b * p.vb + h * p.vh + row(j) * p.vr + d]);
+          }
           o[d] = static_cast<float>(acc);
         }
       }

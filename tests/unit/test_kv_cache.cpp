@@ -10,12 +10,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <new>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "common/dropout.hpp"
 #include "modules/attention_core.hpp"
+#include "modules/kv_cache_storage.hpp"
 #include "simdattn/attention.hpp"
 #include "simdattn/error.hpp"
 #include "simdattn/kv_cache.hpp"
@@ -611,6 +613,172 @@ TEST_P(KVCacheOnPath, TruncateRewindsToAnEarlierPrefix) {
   ASSERT_TRUE(bitwise_equal(want.values(), got.values(), "decode after truncate on " + where()));
 }
 
+/// x with element (b, t, feature 1) set to `value`.
+Tensor poked(const Tensor& x, std::int64_t b, std::int64_t t, float value) {
+  Tensor out = x;
+  out.data()[(b * x.dim(1) + t) * x.dim(2) + 1] = value;
+  return out;
+}
+
+bool all_nan(const float* p, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i)
+    if (!std::isnan(p[i])) return false;
+  return true;
+}
+
+TEST_P(KVCacheOnPath, NonFiniteTokenReachesOnlyTheRowsThatSeeIt) {
+  // One token of x NaN or +-inf, in batch row 1 only. Through a cache, whatever the split:
+  // rows before it are exactly the forward of the finite prefix (within the derived
+  // tolerance), its own row and every later one of that batch row are non-finite, and batch
+  // row 0 never notices. The plain forward follows the book instead (attn_weights @ values:
+  // 0 * NaN reaches every row), so there every row of batch row 1 is NaN.
+  for (Kind kind : {Kind::mha, Kind::causal})
+    for (float value : {kNanF, kInfF, -kInfF})
+      for (std::int64_t t : {0, 2, 9, 31}) {
+        const Shape s{kind, 2, 37, 16, kind == Kind::causal ? 1 : 2, 6, true};
+        auto m = make_module(s);
+        m->init_random(900 + static_cast<std::uint64_t>(t));
+        const Tensor clean({2, 37, 6}, random_values(2 * 37 * 6, 901 + static_cast<std::uint32_t>(t)));
+        const Tensor x = poked(clean, 1, t, value);
+        const std::int64_t od = m->output_dim();
+        const std::string what = s.describe() + " token " + std::to_string(t) + " value " +
+                                 std::to_string(value) + " on " + where();
+        ForwardOptions ref;
+        ref.backend = Backend::reference;
+        const Tensor expected_clean = m->forward(clean, ref);
+        const double tol = cache_tolerance(*m, clean, 1.0);
+
+        const Tensor plain = m->forward(x, options_);
+        ASSERT_TRUE(all_nan(plain.data() + 37 * od, 37 * od)) << "plain forward, " << what;
+        ASSERT_TRUE(all_close(expected_clean.data(), plain.data(), 37 * od, tol, 0.0,
+                              "plain forward, batch row 0, " + what));
+
+        KVCache cache(*m, 2);
+        for (const auto& chunks : schedules(37)) {
+          cache.reset();
+          const Tensor y = run_chunks(*m, cache, x, chunks, options_);
+          const std::string w = what + " chunks " + schedule_to_string(chunks);
+          ASSERT_TRUE(all_close(expected_clean.data(), y.data(), 37 * od, tol, 0.0,
+                                "batch row 0, " + w));
+          ASSERT_TRUE(all_close(expected_clean.data() + 37 * od, y.data() + 37 * od, t * od,
+                                tol, 0.0, "rows before the token, " + w));
+          for (std::int64_t r = t; r < 37; ++r) {
+            const float* row = y.data() + (37 + r) * od;
+            bool finite_row = true;
+            for (std::int64_t c = 0; c < od; ++c) finite_row = finite_row && std::isfinite(row[c]);
+            ASSERT_FALSE(finite_row) << "row " << r << " sees the token but is finite, " << w;
+          }
+        }
+      }
+}
+
+TEST_P(KVCacheOnPath, NanTokenRowsAreNanWhateverTheSplit) {
+  // A NaN token makes its q, k and v NaN: every row that sees it is NaN everywhere, on the
+  // decode kernel (one token per call) as on flash attention (chunks), reference alike.
+  const Shape s{Kind::mha, 1, 40, 8, 2, 5, false};
+  auto m = make_module(s);
+  m->init_random(911);
+  const Tensor x = poked(Tensor({1, 40, 5}, random_values(200, 912)), 0, 17, kNanF);
+  KVCache cache(*m, 1);
+  for (const auto& chunks : schedules(40)) {
+    cache.reset();
+    const Tensor y = run_chunks(*m, cache, x, chunks, options_);
+    for (std::int64_t r = 0; r < 40; ++r) {
+      const float* row = y.data() + r * 8 * 2;
+      ASSERT_EQ(all_nan(row, 16), r >= 17) << "row " << r << " chunks "
+                                           << schedule_to_string(chunks) << " on " << where();
+      if (r < 17) {
+        for (std::int64_t c = 0; c < 16; ++c) ASSERT_TRUE(std::isfinite(row[c]));
+      }
+    }
+  }
+}
+
+TEST_P(KVCacheOnPath, NonFiniteWeightsPoisonWhatTheyTouch) {
+  // A NaN in W_value poisons one value column for every token: all of out_proj's outputs. A
+  // NaN in out_proj.bias poisons its output column only. An inf in W_query makes every score
+  // of its head non-finite. Same on the plain forward and through a cache, any split.
+  const Shape s{Kind::mha, 1, 20, 8, 2, 5, true};
+  struct Case {
+    const char* key;
+    std::int64_t index;
+    float value;
+    std::int64_t poisoned_column;  ///< -1: every column
+  };
+  for (const Case& c : {Case{"W_value.weight", 13, kNanF, -1}, Case{"out_proj.bias", 3, kNanF, 3},
+                        Case{"W_query.weight", 7, kInfF, -1}}) {
+    auto m = make_module(s);
+    m->init_random(921);
+    TensorMap state = m->state_dict();
+    state.at(c.key).data()[c.index] = c.value;
+    m->load_state_dict(state);
+    const Tensor x({1, 20, 5}, random_values(100, 922));
+    auto check = [&](const Tensor& y, const std::string& what) {
+      for (std::int64_t r = 0; r < 20; ++r)
+        for (std::int64_t col = 0; col < 16; ++col) {
+          const float v = y.data()[r * 16 + col];
+          const bool poisoned = c.poisoned_column < 0 || col == c.poisoned_column;
+          ASSERT_EQ(std::isfinite(v), !poisoned)
+              << c.key << " row " << r << " column " << col << " value " << v << ", " << what;
+        }
+    };
+    check(m->forward(x, options_), std::string("plain on ") + where());
+    KVCache cache(*m, 1);
+    for (const auto& chunks : schedules(20)) {
+      cache.reset();
+      check(run_chunks(*m, cache, x, chunks, options_),
+            "chunks " + schedule_to_string(chunks) + " on " + where());
+    }
+  }
+}
+
+TEST_P(KVCacheOnPath, AttentionWeightsFollowTheBookWithNonFiniteTokens) {
+  // CausalAttention's attention weights: the book masks scores with -inf before the softmax,
+  // so rows before a NaN token are the clean rows, and every row from it on is NaN.
+  auto m = make_module(Shape{Kind::causal, 1, 30, 8, 1, 5, true});
+  m->init_random(931);
+  const Tensor clean({1, 30, 5}, random_values(150, 932));
+  const Tensor x = poked(clean, 0, 11, kNanF);
+  Tensor w, w_clean;
+  ForwardOptions opt = options_;
+  opt.attn_weights = &w;
+  m->forward(x, opt);
+  ForwardOptions ref;
+  ref.backend = Backend::reference;
+  ref.attn_weights = &w_clean;
+  m->forward(clean, ref);
+  ASSERT_EQ(w.values().size(), 30u * 30u);
+  ASSERT_TRUE(all_close(w_clean.data(), w.data(), 11 * 30, 1e-6, 0.0, "rows before, " + where()));
+  ASSERT_TRUE(all_nan(w.data() + 11 * 30, 19 * 30)) << where();
+}
+
+TEST_P(KVCacheOnPath, PositionsPast2To24StayExact) {
+  // A sliding cache's position grows without bound; masks compare positions as integers (the
+  // kernels see positions relative to the block), so a cache whose absolute positions are
+  // 2^24 (and 2^33) higher gives the same bits as one that starts at 0. Positions are shifted
+  // through the cache's storage, as if that many tokens had slid past.
+  const Shape s{Kind::mha, 1, 45, 8, 2, 5, false};
+  auto m = make_module(s);
+  m->init_random(941);
+  const Tensor x({1, 45, 5}, random_values(225, 942));
+  const std::vector<std::int64_t> chunks{6, 1, 1, 7, 2, 1, 9, 3, 1, 5, 1, 8};  // 45
+  KVCache base(*m, 1, 16, true);
+  const Tensor expected = run_chunks(*m, base, x, chunks, options_);
+  for (std::int64_t shift : {std::int64_t{1} << 24, (std::int64_t{1} << 33) + 3}) {
+    KVCache cache(*m, 1, 16, true);
+    cache.storage().position = shift;  // nothing held yet: only the absolute positions move
+    Tensor y({1, 45, m->output_dim()});
+    std::int64_t t = 0;
+    for (std::int64_t n : chunks) {
+      place_tokens(m->forward(slice_tokens(x, t, n), cache, options_), t, y);
+      t += n;
+    }
+    EXPECT_EQ(cache.position(), shift + 45);
+    ASSERT_TRUE(bitwise_equal(expected.values(), y.values(),
+                              "shift " + std::to_string(shift) + " on " + where()));
+  }
+}
+
 std::vector<Path> all_paths() {
   std::vector<Path> out{{Backend::reference, Isa::sse2}};
   for (Isa isa : {Isa::sse2, Isa::avx2, Isa::avx512, Isa::neon})
@@ -732,6 +900,37 @@ TEST(KVCache, ForwardMisuseIsAnErrorAndChangesNothing) {
   EXPECT_TRUE(throws_code([&] { m.forward(Tensor({2, 14, 6}), cache, ref); }, ErrorCode::capacity,
                           {"capacity (16)"}));
   EXPECT_TRUE(unchanged());
+}
+
+TEST(KVCache, MovedFromCacheIsAnError) {
+  MultiHeadAttention m(6, 8, 16, 0.0, 2);
+  KVCache cache(m, 1);
+  KVCache taken = std::move(cache);
+  EXPECT_TRUE(throws_code([&] { m.forward(Tensor({1, 1, 6}), cache); },
+                          ErrorCode::invalid_argument, {"moved from"}));
+  EXPECT_TRUE(throws_code([&] { cache.truncate(0); }, ErrorCode::invalid_argument, {"moved from"}));
+  EXPECT_EQ(cache.length(), 0);
+  m.forward(Tensor({1, 1, 6}), taken);  // the new owner works
+  EXPECT_EQ(taken.length(), 1);
+  MultiHeadAttention gone(6, 8, 16, 0.0, 2);
+  MultiHeadAttention thief = std::move(gone);
+  EXPECT_TRUE(throws_code([&] { KVCache c(gone, 1); }, ErrorCode::invalid_argument,
+                          {"moved from"}));
+}
+
+TEST(KVCache, ACacheOutlivingItsModuleIsRejectedByAnotherAtTheSameAddress) {
+  // The owner check is by identity, not address: a module built where a destroyed one lived
+  // (same storage, same shape) still gets an Error, never a write into the wrong cache.
+  alignas(MultiHeadAttention) unsigned char slot[sizeof(MultiHeadAttention)];
+  auto* first = new (slot) MultiHeadAttention(6, 8, 16, 0.0, 2);
+  KVCache cache(*first, 1, 4);
+  first->forward(Tensor({1, 3, 6}), cache);
+  first->~MultiHeadAttention();
+  auto* second = new (slot) MultiHeadAttention(6, 8, 64, 0.0, 2);
+  EXPECT_TRUE(throws_code([&] { second->forward(Tensor({1, 3, 6}), cache); },
+                          ErrorCode::invalid_argument, {"different module"}));
+  EXPECT_EQ(cache.length(), 3);
+  second->~MultiHeadAttention();
 }
 
 /// Reports what the parameterised suite covered (reference plus the usable fast ISAs).

@@ -41,8 +41,12 @@ if(TARGET simdattn_cli)
     add_test(NAME cli_decode
              COMMAND ${SIMDATTN_BASH} ${cli_dir}/decode.sh $<TARGET_FILE:simdattn_cli>
                      ${Python3_EXECUTABLE} ${gpt2_dir})
+    add_test(NAME cli_run_nonfinite
+             COMMAND ${SIMDATTN_BASH} ${cli_dir}/run_nonfinite.sh $<TARGET_FILE:simdattn_cli>
+                     ${Python3_EXECUTABLE} ${golden_dir})
     set_tests_properties(cli_run_prefill_reference cli_run_prefill_fast cli_run_gpt2
-                         cli_run_kv_errors cli_decode PROPERTIES TIMEOUT 300 LABELS cli)
+                         cli_run_kv_errors cli_decode cli_run_nonfinite
+                         PROPERTIES TIMEOUT 300 LABELS cli)
     # `bench gemm` / `bench mha`: JSON fields and their arithmetic, text form, flag errors.
     add_test(NAME cli_bench
              COMMAND ${SIMDATTN_BASH} ${cli_dir}/bench.sh $<TARGET_FILE:simdattn_cli>

@@ -10,6 +10,13 @@
                                               KEY (default y): |a-e| <= RTOL*|e| + 1e-6*max|e|
   kv_tool.py decode_json FILE                 FILE is one JSON object from `simdattn decode
                                               --json` with sane values; prints a summary
+  kv_tool.py make_x WEIGHTS OUT B T SEED      OUT: a random x [B, T, d_in] for WEIGHTS' module
+  kv_tool.py poke OUT SRC B T VALUE           OUT: SRC's x with x[B, T, :] = VALUE (nan, inf, -inf)
+  kv_tool.py nonfinite CLEAN POKED B T MODE   POKED's y against CLEAN's (same module, x clean):
+                                              batch rows other than B match CLEAN; in row B,
+                                              MODE plain (the book: every element NaN) or
+                                              cached (tokens < T match CLEAN, every later token
+                                              has a non-finite element)
   kv_tool.py batch                            the commands on stdin, one per line
 """
 
@@ -82,6 +89,49 @@ def decode_json(path):
     return out
 
 
+def make_x(weights_path, out, batch, tokens, seed):
+    import random
+    tensors, _ = st_tool.read(weights_path)
+    key = next(k for k in sorted(tensors) if k.endswith('W_query.weight'))
+    d_in = tensors[key][0][1]
+    rng = random.Random(seed)
+    st_tool.write(out, {'x': ([batch, tokens, d_in],
+                              [rng.uniform(-1, 1) for _ in range(batch * tokens * d_in)])})
+
+
+def poke(out, src, b, t, value):
+    tensors, _ = st_tool.read(src)
+    shape, values = tensors['x']
+    d = shape[2]
+    base = (b * shape[1] + t) * d
+    values[base:base + d] = [float(value)] * d
+    st_tool.write(out, {'x': (shape, values)})
+
+
+def nonfinite(clean_path, poked_path, b, t, mode):
+    (shape, clean), (pshape, got) = st_tool.read(clean_path)[0]['y'], st_tool.read(poked_path)[0]['y']
+    if shape != pshape:
+        raise SystemExit('%s: y shape %s, expected %s' % (poked_path, pshape, shape))
+    batch, tokens, d = shape
+    atol = 1e-6 * max((abs(v) for v in clean), default=0.0)
+    for bb in range(batch):
+        for tt in range(tokens):
+            row = got[(bb * tokens + tt) * d:(bb * tokens + tt + 1) * d]
+            want = clean[(bb * tokens + tt) * d:(bb * tokens + tt + 1) * d]
+            where = '%s: batch %d token %d' % (poked_path, bb, tt)
+            if bb == b and mode == 'plain':
+                if not all(math.isnan(v) for v in row):
+                    raise SystemExit(where + ': expected all NaN (the book: 0 * NaN), got %r' % row[:4])
+            elif bb == b and tt >= t:
+                if all(math.isfinite(v) for v in row):
+                    raise SystemExit(where + ': sees the non-finite token but is finite')
+            else:
+                for c, (a, e) in enumerate(zip(row, want)):
+                    if not (abs(a - e) <= atol + 1e-5 * abs(e)):
+                        raise SystemExit(where + ' col %d: %r, expected %r' % (c, a, e))
+    print('%s: %s semantics hold' % (poked_path, mode))
+
+
 def main(argv):
     if len(argv) < 2:
         raise SystemExit(__doc__)
@@ -95,6 +145,12 @@ def main(argv):
     elif cmd == 'compare_y':
         compare_y(args[0], args[1], float(args[2]) if len(args) > 2 else 1e-5,
                   args[3] if len(args) > 3 else 'y')
+    elif cmd == 'make_x':
+        make_x(args[0], args[1], int(args[2]), int(args[3]), int(args[4]))
+    elif cmd == 'poke':
+        poke(args[0], args[1], int(args[2]), int(args[3]), args[4])
+    elif cmd == 'nonfinite':
+        nonfinite(args[0], args[1], int(args[2]), int(args[3]), args[4])
     elif cmd == 'decode_json':
         decode_json(args[0])
     else:

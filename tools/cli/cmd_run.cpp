@@ -33,8 +33,10 @@ struct RunRequest {
   Backend backend = Backend::fast;
   bool train = false;
   std::uint64_t seed = 0;
-  /// --prefill P: the first P tokens in one call through a KVCache, then one call per token.
+  /// --prefill P: the first P tokens in one call through a KVCache, then calls of --chunk C
+  /// tokens (1 by default; the last may be shorter).
   std::optional<std::int64_t> prefill;
+  std::int64_t chunk = 1;
   /// --gpt2-layer N: --weights is a GPT-2 checkpoint; run its layer N's attention.
   std::optional<std::int64_t> gpt2_layer;
 };
@@ -50,6 +52,7 @@ RunRequest parse_run_flags(Args& args) {
   r.train = args.take_flag("train");
   const auto seed = args.take_optional_int("seed", 0);
   r.prefill = args.take_optional_int("prefill", 0);
+  const auto chunk = args.take_optional_int("chunk", 1);
   r.gpt2_layer = args.take_optional_int("gpt2-layer", 0);
   apply_runtime_flags(args);
   args.finish();
@@ -69,6 +72,8 @@ RunRequest parse_run_flags(Args& args) {
     throw UsageError{std::string("--prefill needs a causal module (causal_attention, "
                                  "mha_wrapper or mha); module '") +
                      module_kind_name(r.kind) + "' has no KV cache"};
+  if (chunk && !r.prefill) throw UsageError{"--chunk only applies with --prefill"};
+  r.chunk = chunk.value_or(1);
   if (r.gpt2_layer && r.kind != ModuleKind::mha)
     throw UsageError{std::string("--gpt2-layer needs --module mha (a GPT-2 layer is a "
                                  "MultiHeadAttention), not '") +
@@ -104,10 +109,11 @@ Tensor slice_tokens(const Tensor& x, std::int64_t t0, std::int64_t n) {
 }
 
 /// The forward as a generator runs it: the first `prefill` tokens of every sequence in one call
-/// (none when 0), then each later token alone, all through one KVCache (capacity: the module's
-/// context_length). Writes the same y as one full forward.
+/// (none when 0), then calls of `chunk` tokens, all through one KVCache (capacity: the module's
+/// context_length). Any split gives the same y, NaN and Inf included: a token reaches only the
+/// rows that can see it.
 Tensor forward_through_cache(const AttentionModule& module, const Tensor& x, std::int64_t prefill,
-                             const ForwardOptions& options) {
+                             std::int64_t chunk, const ForwardOptions& options) {
   const std::size_t r = x.rank();
   const std::int64_t batch = r == 3 ? x.dim(0) : 1, tokens = x.dim(r - 2);
   const std::int64_t d_out = module.output_dim();
@@ -115,7 +121,7 @@ Tensor forward_through_cache(const AttentionModule& module, const Tensor& x, std
   Tensor y(r == 3 ? std::vector<std::int64_t>{batch, tokens, d_out}
                   : std::vector<std::int64_t>{tokens, d_out});
   for (std::int64_t t = 0; t < tokens;) {
-    const std::int64_t n = (t == 0 && prefill > 0) ? prefill : 1;
+    const std::int64_t n = (t == 0 && prefill > 0) ? prefill : std::min(chunk, tokens - t);
     const Tensor part = module.forward(slice_tokens(x, t, n), cache, options);
     for (std::int64_t b = 0; b < batch; ++b)
       std::copy_n(part.data() + b * n * d_out, n * d_out, y.data() + (b * tokens + t) * d_out);
@@ -135,7 +141,7 @@ TensorMap run_forward(const RunRequest& r, const ModuleConfig& config,
   if (r.prefill) {
     if (module == nullptr) throw UsageError{"internal: --prefill without a module"};
     TensorMap out;
-    out["y"] = forward_through_cache(*module, x, *r.prefill, options);
+    out["y"] = forward_through_cache(*module, x, *r.prefill, r.chunk, options);
     return out;
   }
   Tensor attn_weights;
@@ -171,7 +177,7 @@ const bool registered = register_command(
      "--input X --output Y [--weights W (all but simple)] [--num-heads N (required for mha)] "
      "[--d-in N] [--d-out N] [--context-length N (default T)] [--qkv-bias] "
      "[--dropout P [--train [--seed S]]] [--prefill P (causal: P prompt tokens through a KV "
-     "cache, then one at a time; writes y only)] [--gpt2-layer N (mha: --weights is a GPT-2 "
+     "cache, then one at a time, or C at a time with --chunk C; writes y only)] [--gpt2-layer N (mha: --weights is a GPT-2 "
      "checkpoint)] [--backend fast|reference] [--isa I] [--threads N]",
      run_command});
 

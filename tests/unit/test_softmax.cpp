@@ -35,6 +35,9 @@ class SoftmaxTester {
   SoftmaxTester& offset(std::int64_t v) { offset_ = v; return *this; }
   SoftmaxTester& causal(bool v) { causal_ = v; return *this; }
   SoftmaxTester& range(float v) { range_ = v; return *this; }
+  /// Added to every score: rows entirely below zero (where a stray 0 padding lane in the row
+  /// maximum would make every exponential underflow).
+  SoftmaxTester& shift(float v) { shift_ = v; return *this; }
   SoftmaxTester& seed(std::uint32_t v) { seed_ = v; return *this; }
   /// Sets score (row, col) to a special value after the random fill.
   SoftmaxTester& poke(std::int64_t r, std::int64_t c, float v) {
@@ -49,7 +52,7 @@ class SoftmaxTester {
   ::testing::AssertionResult test() const {
     const std::int64_t ld = ld_ ? ld_ : cols_;
     std::vector<float> buf = random_values(static_cast<std::size_t>(misalign_ + rows_ * ld + 8),
-                                           seed_, -range_, range_);
+                                           seed_, shift_ - range_, shift_ + range_);
     for (const auto& p : pokes_) buf[static_cast<std::size_t>(misalign_ + p.r * ld + p.c)] = p.v;
     std::vector<float> fast = buf, ref = buf;
     causal_softmax(fast.data() + misalign_, rows_, cols_, ld, scale_, offset_, causal_);
@@ -93,7 +96,7 @@ class SoftmaxTester {
     float v;
   };
   std::int64_t rows_ = 1, cols_ = 1, ld_ = 0, misalign_ = 0, offset_ = 0;
-  float scale_ = 1.0f, range_ = 4.0f;
+  float scale_ = 1.0f, range_ = 4.0f, shift_ = 0.0f;
   bool causal_ = true;
   std::uint32_t seed_ = 1;
   std::vector<Poke> pokes_;
@@ -147,6 +150,13 @@ TEST_P(FastSoftmax, InfinityAndNanRows) {
   std::vector<float> row(20, -kInfF);
   causal_softmax(row.data(), 1, 20, 20, 1.0f, 0, false);
   for (float x : row) EXPECT_EQ(x, 0.0f);
+}
+
+TEST_P(FastSoftmax, RowsEntirelyBelowZeroAtEveryTailLength) {
+  for (std::int64_t cols = 1; cols <= 40; ++cols)
+    for (float shift : {-30.0f, -150.0f, -500.0f})
+      ASSERT_TRUE(SoftmaxTester().rows(3).cols(cols).causal(false).shift(shift).range(2.0f)
+                      .seed(static_cast<std::uint32_t>(cols)).test());
 }
 
 TEST_P(FastSoftmax, ANanBesideOnlyMinusInfinityIsStillANanRow) {

@@ -78,6 +78,7 @@ struct Case {
   std::int64_t rows = 0, cols = 0, ld = 0, offset = 0;
   bool causal = true;
   double scale = 1.0, shift = 0.0;
+  std::int64_t minus_inf_row = -1;  // >= 0: that row is all -inf (but the injected value)
 
   std::vector<std::int64_t> chunks() const {
     std::vector<std::int64_t> out;
@@ -96,6 +97,7 @@ struct Case {
          << offset << " causal=" << causal << " scale=" << scale << " x_scale=" << x_scale
          << " shift=" << shift;
       if (inject) os << " inject=" << (inject == 1 ? "nan" : inject == 2 ? "+inf" : "-inf");
+      if (minus_inf_row >= 0) os << " minus_inf_row=" << minus_inf_row;
       return os.str();
     }
     os << module_kind_name(config.kind) << " B=" << batch << " T=" << tokens
@@ -121,7 +123,10 @@ Case draw_softmax_case(Rng& rng, Case c) {
   c.scale = rng.pick(std::vector<double>{1.0, 1.0, 0.125, 0.3535533905932738, 3.0});
   c.x_scale = rng.pick(std::vector<double>{1.0, 4.0, 10.0, 30.0, 1e-3});
   c.shift = rng.pick(std::vector<double>{0.0, 0.0, -50.0, -120.0, -400.0});
-  if (rng.chance(0.05)) c.inject = static_cast<int>(rng.range(1, 3));
+  // A row of -inf with one NaN or inf in its visible part: a NaN among nothing to attend to
+  // is still a NaN row.
+  if (rng.chance(0.25)) c.minus_inf_row = rng.range(0, c.rows - 1);
+  if (rng.chance(c.minus_inf_row >= 0 ? 0.5 : 0.05)) c.inject = static_cast<int>(rng.range(1, 3));
   return c;
 }
 
@@ -181,11 +186,20 @@ Inputs make_inputs(const Case& c, const AttentionModule* module) {
   in.x = c.softmax ? Tensor({c.rows, c.ld}) : Tensor({c.batch, c.tokens, c.config.d_in});
   for (auto& v : in.x.values())
     v = static_cast<float>((2.0 * rng.uniform() - 1.0) * c.x_scale + c.shift);
+  if (c.softmax && c.minus_inf_row >= 0)
+    for (std::int64_t j = 0; j < c.cols; ++j)
+      in.x[c.minus_inf_row * c.ld + j] = -std::numeric_limits<float>::infinity();
   if (c.inject) {
     const float bad = c.inject == 1 ? std::numeric_limits<float>::quiet_NaN()
                       : c.inject == 2 ? std::numeric_limits<float>::infinity()
                                       : -std::numeric_limits<float>::infinity();
-    in.x[rng.range(0, in.x.numel() - 1)] = bad;
+    std::int64_t at = rng.range(0, in.x.numel() - 1);
+    if (c.softmax && c.minus_inf_row >= 0) {
+      const std::int64_t visible =
+          c.causal ? std::min(c.cols, c.offset + c.minus_inf_row + 1) : c.cols;
+      at = c.minus_inf_row * c.ld + rng.range(0, visible - 1);
+    }
+    in.x[at] = bad;
   }
   if (module != nullptr)
     for (const ParamInfo& p : module->parameters()) {

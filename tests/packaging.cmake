@@ -6,3 +6,8 @@ if(SIMDATTN_INSTALL)
                    ${CMAKE_CURRENT_SOURCE_DIR}/data/consumer_mha_d8_h2.safetensors)
   set_tests_properties(packaging_consumer PROPERTIES TIMEOUT 900 LABELS packaging)
 endif()
+# Configure refuses an xsimd other than 8.1.x, with one clear message (a fake 9.0 xsimd here).
+add_test(NAME packaging_xsimd_version_check
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/consumer/xsimd_version_check.sh
+                 ${PROJECT_SOURCE_DIR})
+set_tests_properties(packaging_xsimd_version_check PROPERTIES TIMEOUT 300 LABELS packaging)

@@ -1,8 +1,11 @@
-// simdattn/runtime.hpp — instruction-set dispatch and thread-count control (process-wide).
+// simdattn/runtime.hpp — instruction-set dispatch and thread-count control (process-wide), and
+// the version of the library linked.
 #pragma once
 
 #include <string>
 #include <vector>
+
+#include "simdattn/version.h"
 
 namespace simdattn {
 
@@ -32,5 +35,15 @@ void set_isa(Isa isa);
 int num_threads();
 /// n >= 1 sets the count (clamped); n == 0 restores the default. Negative n throws.
 void set_num_threads(int n);
+
+/// The version of the library actually linked (SIMDATTN_VERSION_* give the headers' version);
+/// `string` is "major.minor.patch" and lives for the whole program.
+struct Version {
+  int major;
+  int minor;
+  int patch;
+  const char* string;
+};
+Version version() noexcept;
 
 }  // namespace simdattn

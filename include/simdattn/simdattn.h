@@ -19,6 +19,8 @@
 
 #include <stdint.h>
 
+#include "simdattn/version.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -35,6 +37,11 @@ typedef enum simdattn_status {
 
 typedef struct simdattn_mha simdattn_mha;
 typedef struct simdattn_kv_cache simdattn_kv_cache;
+
+/* The version of the library linked, "major.minor.patch" (SIMDATTN_VERSION_STRING is the
+ * headers'), and as a number, MAJOR * 10000 + MINOR * 100 + PATCH (SIMDATTN_VERSION_NUMBER). */
+const char* simdattn_version(void);
+int simdattn_version_number(void);
 
 /* Message of the calling thread's last failure ("" if none). */
 const char* simdattn_last_error(void);

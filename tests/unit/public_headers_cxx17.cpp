@@ -8,9 +8,11 @@
 #include "simdattn/reference.hpp"
 #include "simdattn/runtime.hpp"
 #include "simdattn/safetensors.hpp"
+#include "simdattn/simdattn.h"
 #include "simdattn/simdattn.hpp"
 #include "simdattn/softmax.hpp"
 #include "simdattn/tensor.hpp"
+#include "simdattn/version.h"
 
 #if __cplusplus != 201703L
 #error "public_headers_cxx17.cpp must be compiled as C++17"

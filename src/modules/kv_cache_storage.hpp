@@ -13,7 +13,8 @@ class AttentionCore;
 
 namespace simdattn {
 
-struct KVCache::Storage {
+// Internal, though nested in a public (exported) class: keep it out of a shared library's API.
+struct __attribute__((visibility("hidden"))) KVCache::Storage {
   const detail::AttentionCore* owner = nullptr;  ///< the module the cache was made for
   std::int64_t batch = 0, heads = 0, head_dim = 0, capacity = 0;
   bool sliding = false;

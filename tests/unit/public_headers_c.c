@@ -1,6 +1,7 @@
 /* tests/unit/public_headers_c.c — proves the C headers compile as strict C99
  * (tests/CMakeLists.txt builds this file with -std=c99 -pedantic-errors), and reports the
  * version as a C program sees it to test_version.cpp. */
+#include "simdattn/export.h"
 #include "simdattn/simdattn.h"
 #include "simdattn/version.h"
 

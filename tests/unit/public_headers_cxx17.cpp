@@ -2,6 +2,7 @@
 // is C++20 inside; tests/CMakeLists.txt builds this file with -std=c++17). It defines no tests.
 #include "simdattn/attention.hpp"
 #include "simdattn/error.hpp"
+#include "simdattn/export.h"
 #include "simdattn/gemm.hpp"
 #include "simdattn/gpt2.hpp"
 #include "simdattn/kv_cache.hpp"

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "simdattn/export.h"
 #include "simdattn/safetensors.hpp"
 #include "simdattn/tensor.hpp"
 
@@ -24,8 +25,8 @@ namespace simdattn {
 /// `reference`: naive loops accumulating in double (the oracle). `fast`: packed GEMMs and
 /// flash-style attention on the active ISA, parallel with oneTBB.
 enum class Backend { fast, reference };
-const char* backend_name(Backend backend) noexcept;  ///< "fast" or "reference"
-Backend parse_backend(const std::string& name);        ///< throws Error(invalid_argument)
+SIMDATTN_API const char* backend_name(Backend backend) noexcept;  ///< "fast" or "reference"
+SIMDATTN_API Backend parse_backend(const std::string& name);  ///< throws Error(invalid_argument)
 
 /// Per-call options of forward().
 struct ForwardOptions {
@@ -48,8 +49,8 @@ enum class SoftmaxKind { stable, naive };
 /// row, context = weights·X. x is [T, d] or [B, T, d]; the result has x's shape.
 /// `naive` is the book's exp/sum softmax (overflows for large scores, as in the book); it is
 /// available on the reference backend only.
-Tensor simple_attention(const Tensor& x, const ForwardOptions& options = {},
-                        SoftmaxKind softmax = SoftmaxKind::stable);
+SIMDATTN_API Tensor simple_attention(const Tensor& x, const ForwardOptions& options = {},
+                                     SoftmaxKind softmax = SoftmaxKind::stable);
 
 /// One learnable parameter: its state_dict() name and shape.
 struct ParamInfo {
@@ -64,7 +65,7 @@ class KVCache;
 
 /// Common interface of the five trainable modules. Weights start at zero; set them with
 /// load_state_dict() (PyTorch state_dict() names and layouts) or init_random().
-class AttentionModule {
+class SIMDATTN_API AttentionModule {
  public:
   virtual ~AttentionModule();
   AttentionModule(AttentionModule&&) noexcept;
@@ -117,19 +118,19 @@ class AttentionModule {
 
 /// Book §3.4.1: weights stored [d_in, d_out] (x·W), keys `W_query`, `W_key`, `W_value`.
 /// Scores scaled by 1/sqrt(d_out); no mask, no dropout.
-class SelfAttentionV1 : public AttentionModule {
+class SIMDATTN_API SelfAttentionV1 : public AttentionModule {
  public:
   SelfAttentionV1(std::int64_t d_in, std::int64_t d_out);
 };
 
 /// Book §3.4.2: nn.Linear layout [d_out, d_in] (x·Wᵀ), keys `W_query.weight` (+ `.bias`), ...
-class SelfAttentionV2 : public AttentionModule {
+class SIMDATTN_API SelfAttentionV2 : public AttentionModule {
  public:
   SelfAttentionV2(std::int64_t d_in, std::int64_t d_out, bool qkv_bias = false);
 };
 
 /// Book §3.5.3: causal mask, scale 1/sqrt(d_out), softmax, dropout(p), weights·V.
-class CausalAttention : public AttentionModule {
+class SIMDATTN_API CausalAttention : public AttentionModule {
  public:
   CausalAttention(std::int64_t d_in, std::int64_t d_out, std::int64_t context_length,
                   double dropout, bool qkv_bias = false);
@@ -137,7 +138,7 @@ class CausalAttention : public AttentionModule {
 
 /// Book §3.6.1: num_heads independent CausalAttention heads (keys `heads.{i}.W_query.weight`,
 /// ...), outputs concatenated: [B, T, num_heads * d_out]. No output projection.
-class MultiHeadAttentionWrapper : public AttentionModule {
+class SIMDATTN_API MultiHeadAttentionWrapper : public AttentionModule {
  public:
   MultiHeadAttentionWrapper(std::int64_t d_in, std::int64_t d_out, std::int64_t context_length,
                             double dropout, std::int64_t num_heads, bool qkv_bias = false);
@@ -145,7 +146,7 @@ class MultiHeadAttentionWrapper : public AttentionModule {
 
 /// Book §3.6.2: d_out divisible by num_heads, head_dim = d_out / num_heads, per-head scale
 /// 1/sqrt(head_dim), heads concatenated then `out_proj` [d_out, d_out] with bias.
-class MultiHeadAttention : public AttentionModule {
+class SIMDATTN_API MultiHeadAttention : public AttentionModule {
  public:
   MultiHeadAttention(std::int64_t d_in, std::int64_t d_out, std::int64_t context_length,
                      double dropout, std::int64_t num_heads, bool qkv_bias = false);

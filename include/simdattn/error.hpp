@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "simdattn/export.h"
+
 namespace simdattn {
 
 /// What kind of failure an Error reports. The C API maps these onto its status codes.
@@ -18,7 +20,7 @@ enum class ErrorCode : int {
 /// Every error the library reports is an Error. Its message names the offending argument,
 /// what was expected and what was given, e.g.
 /// "MultiHeadAttention: d_out (770) must be divisible by num_heads (12)".
-class Error : public std::runtime_error {
+class SIMDATTN_API Error : public std::runtime_error {
  public:
   Error(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
   ErrorCode code() const noexcept { return code_; }

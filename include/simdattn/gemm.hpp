@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "simdattn/export.h"
+
 namespace simdattn {
 
 /// op(B): `no` reads B as [K, N]; `yes` reads B as [N, K] (PyTorch's nn.Linear weight layout).
@@ -15,9 +17,10 @@ enum class Transpose { no, yes };
 /// threads; the result is bitwise identical for every thread count.
 /// Throws Error(invalid_argument) on non-positive sizes, leading dimensions smaller than the
 /// row width, or null pointers.
-void sgemm(Transpose trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
-           const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta,
-           float* c, std::int64_t ldc, const float* bias = nullptr);
+SIMDATTN_API void sgemm(Transpose trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
+                        float alpha, const float* a, std::int64_t lda, const float* b,
+                        std::int64_t ldb, float beta, float* c, std::int64_t ldc,
+                        const float* bias = nullptr);
 
 namespace detail {
 struct PackedData;
@@ -26,7 +29,7 @@ struct PackedData;
 /// op(B) packed once into the panel layout the GEMM microkernels stream, so that repeated
 /// products against the same weight (every forward of a module) never repack it. Immutable
 /// after construction; copies share the packed storage; safe to use from many threads.
-class PackedMatrix {
+class SIMDATTN_API PackedMatrix {
  public:
   PackedMatrix() = default;
   /// Packs op(B), a K x N matrix: B is [K, N] (trans == no) or [N, K] (trans == yes).
@@ -42,8 +45,8 @@ class PackedMatrix {
 };
 
 /// C[M,N] = alpha * A[M,K] * B + beta * C (+ bias), B prepacked. Same contract as sgemm.
-void sgemm_packed(std::int64_t m, float alpha, const float* a, std::int64_t lda,
-                  const PackedMatrix& b, float beta, float* c, std::int64_t ldc,
-                  const float* bias = nullptr);
+SIMDATTN_API void sgemm_packed(std::int64_t m, float alpha, const float* a, std::int64_t lda,
+                               const PackedMatrix& b, float beta, float* c, std::int64_t ldc,
+                               const float* bias = nullptr);
 
 }  // namespace simdattn

@@ -5,16 +5,17 @@
 #include <cstdint>
 #include <string>
 
+#include "simdattn/export.h"
 #include "simdattn/safetensors.hpp"
 
 namespace simdattn {
 
 /// Number of transformer blocks (`h.{i}.attn.c_attn.weight` keys, with or without a
 /// `transformer.` prefix) in a checkpoint's tensors.
-std::int64_t gpt2_num_layers(const TensorMap& checkpoint);
+SIMDATTN_API std::int64_t gpt2_num_layers(const TensorMap& checkpoint);
 
 /// Model width d of layer `layer` (from `h.{layer}.attn.c_attn.weight`, [d, 3d]).
-std::int64_t gpt2_model_dim(const TensorMap& checkpoint, std::int64_t layer);
+SIMDATTN_API std::int64_t gpt2_model_dim(const TensorMap& checkpoint, std::int64_t layer);
 
 /// Converts layer `layer`'s attention into MultiHeadAttention(d, d, ..., qkv_bias=true) names:
 /// c_attn.weight [d, 3d] (Conv1D, [in, out]) is split into Q, K, V and transposed into
@@ -23,6 +24,6 @@ std::int64_t gpt2_model_dim(const TensorMap& checkpoint, std::int64_t layer);
 /// Keys may carry a `transformer.` prefix; other tensors (attn.bias, attn.masked_bias, MLPs,
 /// embeddings) are ignored. Throws Error(invalid_argument) naming a missing or misshapen tensor
 /// or an out-of-range layer.
-TensorMap gpt2_attention_state_dict(const TensorMap& checkpoint, std::int64_t layer);
+SIMDATTN_API TensorMap gpt2_attention_state_dict(const TensorMap& checkpoint, std::int64_t layer);
 
 }  // namespace simdattn

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "simdattn/export.h"
+
 namespace simdattn {
 
 class AttentionModule;
@@ -12,7 +14,7 @@ class AttentionModule;
 /// for one causal module (CausalAttention, MultiHeadAttentionWrapper, MultiHeadAttention).
 /// Owned by the caller: one module can serve many independent caches (sequences). A cache must
 /// not be used by two forwards at once.
-class KVCache {
+class SIMDATTN_API KVCache {
  public:
   /// capacity 0 means the module's context_length. With sliding_window, appending past the
   /// capacity drops the oldest tokens (the most recent `capacity` stay); without it, that is an

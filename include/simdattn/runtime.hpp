@@ -1,8 +1,12 @@
-// simdattn/runtime.hpp — instruction-set dispatch and thread-count control (process-wide).
+// simdattn/runtime.hpp — instruction-set dispatch and thread-count control (process-wide), and
+// the version of the library linked.
 #pragma once
 
 #include <string>
 #include <vector>
+
+#include "simdattn/export.h"
+#include "simdattn/version.h"
 
 namespace simdattn {
 
@@ -10,27 +14,37 @@ namespace simdattn {
 enum class Isa { sse2, avx2, avx512, neon };
 
 /// "sse2", "avx2", "avx512", "neon".
-const char* isa_name(Isa isa) noexcept;
+SIMDATTN_API const char* isa_name(Isa isa) noexcept;
 /// Inverse of isa_name; throws Error(invalid_argument) listing the accepted names.
-Isa parse_isa(const std::string& name);
+SIMDATTN_API Isa parse_isa(const std::string& name);
 
 /// ISAs whose kernels were compiled into this build.
-std::vector<Isa> compiled_isas();
+SIMDATTN_API std::vector<Isa> compiled_isas();
 /// ISAs compiled in *and* supported by this CPU, best first.
-std::vector<Isa> usable_isas();
-bool isa_usable(Isa isa);
+SIMDATTN_API std::vector<Isa> usable_isas();
+SIMDATTN_API bool isa_usable(Isa isa);
 
 /// The ISA that new dispatches use. Defaults to the best usable one, or to SIMDATTN_ISA when set.
 /// Throws Error(unsupported) if SIMDATTN_ISA names an ISA that is not usable here.
-Isa active_isa();
+SIMDATTN_API Isa active_isa();
 /// Force an ISA for the whole process. Throws Error(unsupported) if it is not usable: there is
 /// never a silent fallback. Not meant to be called while forwards run on other threads.
-void set_isa(Isa isa);
+SIMDATTN_API void set_isa(Isa isa);
 
 /// Threads used by the library's oneTBB arena. Defaults to SIMDATTN_THREADS when set, else to
 /// the machine's concurrency. Values above the machine's concurrency are clamped to it.
-int num_threads();
+SIMDATTN_API int num_threads();
 /// n >= 1 sets the count (clamped); n == 0 restores the default. Negative n throws.
-void set_num_threads(int n);
+SIMDATTN_API void set_num_threads(int n);
+
+/// The version of the library actually linked (SIMDATTN_VERSION_* give the headers' version);
+/// `string` is "major.minor.patch" and lives for the whole program.
+struct Version {
+  int major;
+  int minor;
+  int patch;
+  const char* string;
+};
+SIMDATTN_API Version version() noexcept;
 
 }  // namespace simdattn

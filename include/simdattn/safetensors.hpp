@@ -4,6 +4,7 @@
 #include <map>
 #include <string>
 
+#include "simdattn/export.h"
 #include "simdattn/tensor.hpp"
 
 namespace simdattn {
@@ -15,13 +16,13 @@ using TensorMap = std::map<std::string, Tensor>;
 /// f32. The whole file is validated (header length against the file size, JSON, dtype,
 /// shape x dtype size == byte range, offsets in bounds and non-overlapping) before any tensor is
 /// returned. Throws Error(io) if the file cannot be read and Error(format) if it is malformed.
-TensorMap load_safetensors(const std::string& path);
+SIMDATTN_API TensorMap load_safetensors(const std::string& path);
 /// Same, from bytes in memory (`what` names the source in error messages).
-TensorMap parse_safetensors(const unsigned char* bytes, std::size_t size,
-                            const std::string& what = "<memory>");
+SIMDATTN_API TensorMap parse_safetensors(const unsigned char* bytes, std::size_t size,
+                                         const std::string& what = "<memory>");
 
 /// Writes the tensors as F32, in name order. Writes to a temporary file in the same folder and
 /// renames it, so a failure never leaves a partial file at `path`. Throws Error(io).
-void save_safetensors(const std::string& path, const TensorMap& tensors);
+SIMDATTN_API void save_safetensors(const std::string& path, const TensorMap& tensors);
 
 }  // namespace simdattn

@@ -19,6 +19,9 @@
 
 #include <stdint.h>
 
+#include "simdattn/export.h"
+#include "simdattn/version.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -36,49 +39,55 @@ typedef enum simdattn_status {
 typedef struct simdattn_mha simdattn_mha;
 typedef struct simdattn_kv_cache simdattn_kv_cache;
 
+/* The version of the library linked, "major.minor.patch" (SIMDATTN_VERSION_STRING is the
+ * headers'), and as a number, MAJOR * 10000 + MINOR * 100 + PATCH (SIMDATTN_VERSION_NUMBER). */
+SIMDATTN_API const char* simdattn_version(void);
+SIMDATTN_API int simdattn_version_number(void);
+
 /* Message of the calling thread's last failure ("" if none). */
-const char* simdattn_last_error(void);
+SIMDATTN_API const char* simdattn_last_error(void);
 /* "sse2", "avx2", "avx512" or "neon": forces that ISA process-wide (SIMDATTN_ERROR_UNSUPPORTED
  * if it is not usable here). */
-simdattn_status simdattn_set_isa(const char* isa);
+SIMDATTN_API simdattn_status simdattn_set_isa(const char* isa);
 /* n >= 1 threads (clamped to the machine), 0 restores the default. */
-simdattn_status simdattn_set_num_threads(int n);
+SIMDATTN_API simdattn_status simdattn_set_num_threads(int n);
 
 /* MultiHeadAttention(d_in, d_out, context_length, dropout=0, num_heads, qkv_bias), weights
  * loaded from a safetensors file with the book's state_dict() names. */
-simdattn_status simdattn_mha_create(const char* weights_path, int64_t d_in, int64_t d_out,
-                                    int64_t context_length, int64_t num_heads, int qkv_bias,
-                                    simdattn_mha** out);
+SIMDATTN_API simdattn_status simdattn_mha_create(const char* weights_path, int64_t d_in,
+                                                 int64_t d_out, int64_t context_length,
+                                                 int64_t num_heads, int qkv_bias,
+                                                 simdattn_mha** out);
 /* Layer `layer` of a Hugging Face GPT-2 safetensors checkpoint (d inferred). */
-simdattn_status simdattn_mha_create_gpt2(const char* checkpoint_path, int64_t layer,
-                                         int64_t num_heads, int64_t context_length,
-                                         simdattn_mha** out);
-void simdattn_mha_destroy(simdattn_mha* mha);
+SIMDATTN_API simdattn_status simdattn_mha_create_gpt2(const char* checkpoint_path, int64_t layer,
+                                                      int64_t num_heads, int64_t context_length,
+                                                      simdattn_mha** out);
+SIMDATTN_API void simdattn_mha_destroy(simdattn_mha* mha);
 /* Feature sizes: input d_in and output d_out. */
-int64_t simdattn_mha_d_in(const simdattn_mha* mha);
-int64_t simdattn_mha_d_out(const simdattn_mha* mha);
+SIMDATTN_API int64_t simdattn_mha_d_in(const simdattn_mha* mha);
+SIMDATTN_API int64_t simdattn_mha_d_out(const simdattn_mha* mha);
 
 /* y[batch, tokens, d_out] = MHA(x[batch, tokens, d_in]) in inference mode. */
-simdattn_status simdattn_mha_forward(const simdattn_mha* mha, const float* x, int64_t batch,
-                                     int64_t tokens, float* y);
+SIMDATTN_API simdattn_status simdattn_mha_forward(const simdattn_mha* mha, const float* x,
+                                                  int64_t batch, int64_t tokens, float* y);
 
 /* A cache for `batch` sequences of up to `capacity` tokens (0: the context length). With
  * sliding_window != 0 the oldest tokens are dropped instead of failing when it is full. */
-simdattn_status simdattn_kv_cache_create(const simdattn_mha* mha, int64_t batch,
-                                         int64_t capacity, int sliding_window,
-                                         simdattn_kv_cache** out);
-void simdattn_kv_cache_destroy(simdattn_kv_cache* cache);
-void simdattn_kv_cache_reset(simdattn_kv_cache* cache);
-int64_t simdattn_kv_cache_length(const simdattn_kv_cache* cache);
+SIMDATTN_API simdattn_status simdattn_kv_cache_create(const simdattn_mha* mha, int64_t batch,
+                                                      int64_t capacity, int sliding_window,
+                                                      simdattn_kv_cache** out);
+SIMDATTN_API void simdattn_kv_cache_destroy(simdattn_kv_cache* cache);
+SIMDATTN_API void simdattn_kv_cache_reset(simdattn_kv_cache* cache);
+SIMDATTN_API int64_t simdattn_kv_cache_length(const simdattn_kv_cache* cache);
 /* Forgets the `tokens` most recent tokens (0 <= tokens <= length), e.g. rejected speculative
  * tokens; SIMDATTN_ERROR_INVALID_ARGUMENT otherwise, with nothing changed. */
-simdattn_status simdattn_kv_cache_truncate(simdattn_kv_cache* cache, int64_t tokens);
+SIMDATTN_API simdattn_status simdattn_kv_cache_truncate(simdattn_kv_cache* cache, int64_t tokens);
 
 /* Appends `tokens` new tokens per sequence (a prompt for prefill, 1 for a decode step) and
  * writes their outputs: x [batch, tokens, d_in] -> y [batch, tokens, d_out]. */
-simdattn_status simdattn_mha_forward_cached(const simdattn_mha* mha, simdattn_kv_cache* cache,
-                                            const float* x, int64_t batch, int64_t tokens,
-                                            float* y);
+SIMDATTN_API simdattn_status simdattn_mha_forward_cached(const simdattn_mha* mha,
+                                                         simdattn_kv_cache* cache, const float* x,
+                                                         int64_t batch, int64_t tokens, float* y);
 
 #ifdef __cplusplus
 }

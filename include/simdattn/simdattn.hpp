@@ -11,3 +11,4 @@
 #include "simdattn/safetensors.hpp"
 #include "simdattn/softmax.hpp"
 #include "simdattn/tensor.hpp"
+#include "simdattn/version.h"

@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#include "simdattn/export.h"
+
 namespace simdattn {
 
 /// In place, for each of `rows` rows of `scores` (row stride `ld` floats, `cols` used):
@@ -11,7 +13,8 @@ namespace simdattn {
 /// s = exp(s - max) / sum. A row whose entries are all masked or all -inf becomes zeros.
 /// NaN inputs propagate as in the reference (the row becomes NaN).
 /// Throws Error(invalid_argument) on null scores, rows/cols < 1, ld < cols or offset < 0.
-void causal_softmax(float* scores, std::int64_t rows, std::int64_t cols, std::int64_t ld,
-                    float scale, std::int64_t offset, bool causal = true);
+SIMDATTN_API void causal_softmax(float* scores, std::int64_t rows, std::int64_t cols,
+                                 std::int64_t ld, float scale, std::int64_t offset,
+                                 bool causal = true);
 
 }  // namespace simdattn

@@ -5,11 +5,13 @@
 #include <string>
 #include <vector>
 
+#include "simdattn/export.h"
+
 namespace simdattn {
 
 /// Row-major, contiguous float tensor. Shapes are validated on construction: no negative
 /// extents and no element count that overflows int64 or size_t.
-class Tensor {
+class SIMDATTN_API Tensor {
  public:
   Tensor() = default;
   /// Zero-filled tensor of the given shape.
@@ -37,10 +39,10 @@ class Tensor {
 };
 
 /// "[2, 3, 4]"
-std::string shape_to_string(const std::vector<std::int64_t>& shape);
+SIMDATTN_API std::string shape_to_string(const std::vector<std::int64_t>& shape);
 
 /// Product of the extents; throws Error(invalid_argument) naming `what` on a negative extent or
 /// on overflow.
-std::int64_t checked_numel(const std::vector<std::int64_t>& shape, const char* what);
+SIMDATTN_API std::int64_t checked_numel(const std::vector<std::int64_t>& shape, const char* what);
 
 }  // namespace simdattn

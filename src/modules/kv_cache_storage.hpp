@@ -11,7 +11,8 @@
 
 namespace simdattn {
 
-struct KVCache::Storage {
+// Internal, though nested in a public (exported) class: keep it out of a shared library's API.
+struct __attribute__((visibility("hidden"))) KVCache::Storage {
   /// The module the cache was made for: its identity (AttentionCore::id(), never reused, so a
   /// module allocated where a destroyed one was is still a different module) and its shape.
   std::uint64_t owner_id = 0;

@@ -1,9 +1,11 @@
 // Embeds simdattn through its umbrella header: a MultiHeadAttention forward, then the same
-// tokens through a KV cache, one at a time; exits non-zero if they disagree.
+// tokens through a KV cache, one at a time; exits non-zero if they disagree or if the library
+// linked is not the version of its headers.
 #include <simdattn/simdattn.hpp>
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 
 int main() {
   const std::int64_t d = 32, heads = 4, tokens = 9;
@@ -22,7 +24,10 @@ int main() {
     for (std::int64_t j = 0; j < d; ++j)
       max_diff = std::fmax(max_diff, std::fabs(y[j] - full[t * d + j]));
   }
-  std::printf("consumer_cpp: isa %s, max |full - cached| = %.3g\n",
+  // The library linked is the one these headers describe.
+  const bool same_version = std::strcmp(simdattn::version().string, SIMDATTN_VERSION_STRING) == 0;
+  std::printf("consumer_cpp: simdattn %s (headers %s), isa %s, max |full - cached| = %.3g\n",
+              simdattn::version().string, SIMDATTN_VERSION_STRING,
               simdattn::isa_name(simdattn::active_isa()), max_diff);
-  return max_diff <= 1e-4 ? 0 : 1;
+  return same_version && max_diff <= 1e-4 ? 0 : 1;
 }

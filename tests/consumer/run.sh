@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the built simdattn into a temporary prefix, then configures and builds this consumer
-# project against it with find_package, and runs both programs.
+# Installs the built simdattn into a temporary prefix that is not the one it was configured
+# with, moves that install elsewhere (packages are relocatable), and checks it with
+# check_install.sh: find_package and pkg-config consumers, built and run.
 #   run.sh <simdattn build dir> <weights.safetensors for the C program>
 set -euo pipefail
 build=$1
@@ -8,9 +9,14 @@ weights=$2
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cmake --install "$build" --prefix "$work/prefix" >/dev/null
-cmake -S "$here" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
-cmake --build "$work/build" --parallel 2 >/dev/null
-test -f "$work/prefix/lib/pkgconfig/simdattn.pc" || test -f "$work/prefix/lib/x86_64-linux-gnu/pkgconfig/simdattn.pc"
-"$work/build/consumer_cpp"
-"$work/build/consumer_c" "$weights"
+configured=$(sed -n 's/^CMAKE_INSTALL_PREFIX:[A-Z]*=//p' "$build/CMakeCache.txt")
+cmake --install "$build" --prefix "$work/staged" >/dev/null
+mkdir -p "$work/moved"
+mv "$work/staged" "$work/moved/prefix"
+prefix="$work/moved/prefix"
+if [ "$(realpath -m "$configured")" = "$(realpath "$prefix")" ]; then
+  echo "run.sh: the test prefix must differ from the configured one ($configured)" >&2
+  exit 1
+fi
+echo "run.sh: configured for $configured, installed to $work/staged, moved to $prefix"
+bash "$here/check_install.sh" "$prefix" "$weights"

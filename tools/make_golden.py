@@ -10,10 +10,13 @@ the module's state_dict() (exact names, including the `mask` buffers), the input
 Needs Debian's torch, so run it with the system interpreter:
     /usr/bin/python3 tools/make_golden.py --set golden  --out tests/data/golden
     /usr/bin/python3 tools/make_golden.py --set holdout --out /tmp/simdattn-holdout
+    /usr/bin/python3 tools/make_golden.py --set long    --out tests/data/golden_long
 
 `golden` is committed and read by tests/unit/test_golden.cpp and tests/cli/; `holdout` is a
 disjoint set of configurations (other seeds, other sizes) that no test sees, used to check
-`simdattn run` on configurations nobody tuned against. Neither needs the `safetensors` package:
+`simdattn run` on configurations nobody tuned against. `long` (committed, read by
+tests/unit/test_golden_long.cpp) holds a few sizes that reach the fast path's blocking; see
+write_long(). Neither needs the `safetensors` package:
 the format is written with struct + json.
 
 Why the stored y is computed in float64: weights and inputs are drawn in float32 (so they are
@@ -225,7 +228,8 @@ def rel_close(a, e, rtol=1e-5, atol_frac=1e-6):
     return bool(((a - e).abs() <= atol + rtol * e.abs()).all())
 
 
-def make_case(cfg):
+def make_case(cfg, check=None):
+    """check(y32, y64_as_f32, cfg) -> error string or None; default: rel_close."""
     torch.manual_seed(cfg['seed'])
     module = build(cfg)
     if module is not None:
@@ -249,12 +253,18 @@ def make_case(cfg):
             module64 = copy.deepcopy(module).double()
         y64, w64 = forward(module64, cfg['module'], x.double())
     y, w = y64.float(), (w64.float() if w64 is not None else None)
-    if not rel_close(y32, y) or (w is not None and not rel_close(w32, w)):
+    if check is not None:
+        err = check(y32, y, cfg)
+        if err:
+            raise SystemExit('float32 run outside the tests\' tolerance for %r: %s' % (cfg, err))
+    elif not rel_close(y32, y) or (w is not None and not rel_close(w32, w)):
         raise SystemExit('float32 and float64 disagree beyond tolerance for %r' % cfg)
 
     tensors = {}
     if module is not None:
         for k, v in module.state_dict().items():
+            if cfg.get('drop_mask') and (k == 'mask' or k.endswith('.mask')):
+                continue  # the library rebuilds it; T x T floats would dominate the file
             tensors[k] = v.detach().float().contiguous()
     tensors['x'] = x.contiguous()
     tensors['y'] = y.contiguous()
@@ -381,12 +391,204 @@ def holdout_cases(count_per_module=6):
     return out
 
 
+# ---------------------------------------------------------------------------------------------
+# The `long` set: sizes that reach the fast path's real code paths, which the golden set's tiny
+# shapes never do: T >= 64 with head_dim 64 (a multiple of every ISA's GEMM tile width) makes the
+# QKV GEMM write Q/K/V head-major; T > 128 spans two or three 128-key flash blocks (257 and 300
+# end in a block of 1 and of 44 keys); 1 and 2 threads give different query blockings. T >= 2048
+# (16-panel query blocks) is left out: the data would be tens of MB.
+#
+# Read by tests/unit/test_golden_long.cpp, which checks every backend, usable ISA and thread
+# count with a per-element error bound computed from the stored data; check_bound() below is the
+# same bound, applied to PyTorch's own float32 run, so a plain float32 implementation is shown to
+# meet it. The causal `mask` buffers are not stored (the library rebuilds them; 300 x 300 floats
+# would be the largest tensor of the file).
+# ---------------------------------------------------------------------------------------------
+
+U = 2.0 ** -24  # unit roundoff of float32
+LAMBDA = 6.0    # tolerance = LAMBDA standard deviations of the modelled float32 error (+ u|y|)
+
+
+def sum_sigma(total, l2, n):
+    """Standard deviation of the rounding error of an n-term float32 sum with that exact total
+    and that l2 norm of its terms: each addition rounds its partial sum S_k with an error of
+    standard deviation <= u |S_k|, and |S_k| <= |total| + ||terms||_2 covers both signed sums
+    (partial sums ~ sqrt(k) rms) and same-sign ones (~ k mean), so sqrt(n) u (|total| + l2)."""
+    return math.sqrt(n) * U * (total.abs() + l2)
+
+
+def attention_sigma(x, wq, bq, wk, bk, wv, bv, wo, bo, heads):
+    """Per-element standard deviation of the float32 rounding error of a causal multi-head
+    attention forward (float64 tensors, nn.Linear layout [out, in]), propagated as independent
+    errors (variances add) from the data: Q/K/V sums, the scores' error from Q and K errors and
+    their own sum, the softmax's relative error per weight (its score's error, the row's common
+    part, 2u for exp, the row sum), P.V, out_proj. tests/unit/test_golden_long.cpp computes the
+    same quantities in the same order."""
+    bsz, t, d_in = x.shape
+    inner = wq.shape[0]
+    hd = inner // heads
+    scale = 1.0 / math.sqrt(hd)
+    x2 = x * x
+
+    def lin(w, b):
+        y = x @ w.T
+        l2sq = x2 @ (w * w).T
+        if b is not None:
+            y = y + b
+            l2sq = l2sq + b * b
+        n = d_in + (b is not None)
+        return y, sum_sigma(y, l2sq.sqrt(), n)
+
+    (q, sq), (k, sk), (v, sv) = lin(wq, bq), lin(wk, bk), lin(wv, bv)
+    split = lambda z: z.view(bsz, t, heads, hd).transpose(1, 2)      # [B, H, T, hd]
+    q, k, v, sq, sk, sv = map(split, (q, k, v, sq, sk, sv))
+    causal = torch.ones(t, t, dtype=torch.bool).triu(1)
+    dot = q @ k.transpose(2, 3)
+    dot_l2 = ((q * q) @ (k * k).transpose(2, 3)).sqrt()
+    # score s = scale * q.k: from Q and K errors, from the hd-term sum, from the scaling
+    var_s = scale ** 2 * ((sq * sq) @ (k * k).transpose(2, 3) + (q * q) @ (sk * sk).transpose(2, 3)
+                          + sum_sigma(dot, dot_l2, hd) ** 2) + (U * scale * dot) ** 2
+    s = (dot * scale).masked_fill(causal, -math.inf)
+    p = torch.softmax(s, dim=-1)
+    var_s = var_s.masked_fill(causal, 0.0)
+    p2 = p * p
+    # relative error of weight p_ij: own score error and 2u for exp (independent per j), and a
+    # part common to the row: sum_k p_k ds_k, the row sum of t exponentials, one rescale per
+    # 128-key block of the online softmax, the division
+    nblocks = (t + 127) // 128
+    var_common = ((p2 * var_s).sum(-1, keepdim=True)
+                  + (math.sqrt(t) * U * 2) ** 2 + (nblocks + 2) * U ** 2)
+    ctx = p @ v
+    v2 = v * v
+    var_ind = ((p2 * (var_s + (2 * U) ** 2)) @ v2 + p2 @ (sv * sv)
+               + sum_sigma(ctx, (p2 @ v2).sqrt(), t) ** 2)             # [B, H, T, hd]
+    # out_proj, head by head: the common part of a head is coherent over its columns
+    var_y = 0.0
+    y = 0.0
+    for h in range(heads):
+        woh = wo[:, h * hd:(h + 1) * hd]                               # [d_out, hd]
+        yh = ctx[:, h] @ woh.T                                         # [B, T, d_out]
+        var_y = var_y + var_ind[:, h] @ (woh * woh).T + var_common[:, h] * yh * yh
+        y = y + yh
+    l2 = ((ctx.transpose(1, 2).reshape(bsz, t, inner) ** 2) @ (wo * wo).T
+          + bo * bo).sqrt()
+    var_y = var_y + sum_sigma(y + bo, l2, inner + 1) ** 2
+    return var_y.sqrt()
+
+
+def attention_tolerance(*args):
+    return LAMBDA * attention_sigma(*args)
+
+
+def check_bound(y32, y, bound):
+    """None if |y32 - y| <= bound + u |y| everywhere, else a description of the worst element."""
+    tol = bound + U * y.double().abs()  # + the stored y's own rounding
+    ratio = (y32.double() - y.double()).abs() / tol
+    worst = float(ratio.max())
+    if os.environ.get('SIMDATTN_GOLDEN_VERBOSE'):
+        print('  float32 torch: max |err| / tol = %.3g, max tol / max|y| = %.3g'
+              % (worst, float(tol.max() / y.double().abs().max())))
+    if not worst <= 1.0:
+        return 'max |err| / tol = %.3g' % worst
+    return None
+
+
+def mha_bound_check(module, x):
+    sd = {k: v.double() for k, v in module.state_dict().items()}
+    g = lambda n: sd.get(n)
+    return lambda y32, y, cfg: check_bound(y32, y, attention_tolerance(
+        x.double(), g('W_query.weight'), g('W_query.bias'), g('W_key.weight'), g('W_key.bias'),
+        g('W_value.weight'), g('W_value.bias'), g('out_proj.weight'), g('out_proj.bias'),
+        cfg['num_heads']))
+
+
+def long_mha_cases():
+    """MultiHeadAttention, head_dim 64: x ~ N(0, 2^2) so that the scores (std ~ 4/3 with the
+    default nn.Linear init) give a peaked softmax, where a wrong scale or a lost key shows."""
+    M = 'mha'
+    return [
+        case(M, 64, 128, 2, 257, context_length=257, num_heads=2, dist='randn', scale=2.0),
+        case(M, 96, 192, 1, 300, context_length=300, num_heads=3, qkv_bias=True,
+             dist='randn', scale=2.0),
+    ]
+
+
+def make_long_mha(cfg):
+    # make_case draws the module first, then x: rebuild both the same way for the bound.
+    torch.manual_seed(cfg['seed'])
+    module = build(cfg)
+    shape = [cfg['batch'], cfg['tokens'], cfg['d_in']]
+    x = torch.randn(*shape) * cfg['scale']
+    cfg = dict(cfg, drop_mask=True)
+    tensors, meta = make_case(cfg, check=mha_bound_check(module, x))
+    assert torch.equal(tensors['x'], x), 'the bound was computed on another x'
+    return tensors, meta
+
+
+GPT2_LONG = dict(n_embd=128, n_head=2, batch=1, tokens=130, seed=31337)
+
+
+def make_long_gpt2():
+    """One GPT-2 attention layer in the Hugging Face checkpoint layout (Conv1D c_attn [d, 3d],
+    c_proj [d, d], x @ W + b), head_dim 64, T = 130 (two key blocks, the second of 2 keys), run
+    through GPT-2's own attention math (tools/make_gpt2_checkpoint.py), not the book's class.
+    Weights ~ N(0, 0.1^2), biases ~ N(0, 0.1^2), x ~ N(0, 1): scores of std ~ 1.3."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from make_gpt2_checkpoint import gpt2_attention
+    c = GPT2_LONG
+    d, heads, t = c['n_embd'], c['n_head'], c['tokens']
+    g = torch.Generator().manual_seed(c['seed'])
+    randn = lambda *shape: torch.randn(*shape, generator=g)
+    w_attn, b_attn = randn(d, 3 * d) * 0.1, randn(3 * d) * 0.1
+    w_proj, b_proj = randn(d, d) * 0.1, randn(d) * 0.1
+    x = randn(c['batch'], t, d)
+    mask = torch.tril(torch.ones(t, t)).view(1, 1, t, t)
+    masked_bias = torch.tensor(-1e4)
+    with torch.no_grad():
+        y64 = gpt2_attention(x.double(), w_attn.double(), b_attn.double(), w_proj.double(),
+                             b_proj.double(), heads, mask, masked_bias)
+        y32 = gpt2_attention(x, w_attn, b_attn, w_proj, b_proj, heads, mask, masked_bias)
+    y = y64.float()
+    wd, bd = w_attn.double(), b_attn.double()
+    bound = attention_tolerance(x.double(), wd[:, :d].T, bd[:d], wd[:, d:2 * d].T, bd[d:2 * d],
+                            wd[:, 2 * d:].T, bd[2 * d:], w_proj.double().T, b_proj.double(),
+                            heads)
+    err = check_bound(y32, y, bound)
+    if err:
+        raise SystemExit('gpt2 layer: float32 run outside the tests\' tolerance: ' + err)
+    tensors = {'h.0.attn.c_attn.weight': w_attn, 'h.0.attn.c_attn.bias': b_attn,
+               'h.0.attn.c_proj.weight': w_proj, 'h.0.attn.c_proj.bias': b_proj, 'x': x, 'y': y}
+    meta = {'module': 'gpt2_layer', 'n_embd': str(d), 'n_head': str(heads),
+            'n_positions': str(t), 'seed': str(c['seed']),
+            'generator': 'tools/make_golden.py --set long (torch %s, float64 forward)'
+                         % torch.__version__}
+    return tensors, meta
+
+
+def write_long(out):
+    os.makedirs(out, exist_ok=True)
+    total = 0
+    items = []
+    for i, cfg in enumerate(long_mha_cases()):
+        cfg['seed'] = 5000 + i
+        items.append(('mha_T%d_h%d' % (cfg['tokens'], cfg['num_heads']), make_long_mha(cfg)))
+    items.append(('gpt2_layer_T%d' % GPT2_LONG['tokens'], make_long_gpt2()))
+    for stem, (tensors, meta) in items:
+        path = os.path.join(out, stem + '.safetensors')
+        write_safetensors(path, tensors, meta)
+        total += os.path.getsize(path)
+    print('wrote %d cases (%d bytes) to %s' % (len(items), total, out))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--out', required=True, help='output folder (created if missing)')
-    ap.add_argument('--set', choices=('golden', 'holdout'), default='golden')
+    ap.add_argument('--set', choices=('golden', 'holdout', 'long'), default='golden')
     args = ap.parse_args()
     torch.set_num_threads(1)  # determinism of the float32 cross-check
+    if args.set == 'long':
+        write_long(args.out)
+        return
 
     cases = golden_cases() if args.set == 'golden' else holdout_cases()
     base_seed = 1000 if args.set == 'golden' else 777000

@@ -30,6 +30,19 @@ constexpr std::uint64_t mix64(std::uint64_t z) noexcept {
 
 /// Uniform double in [0, 1) for one attention weight: batch b, head h, query position i, key
 /// position j (absolute positions, so a KV-cache decode draws the same value as a full forward).
+///
+/// The definition (all arithmetic on uint64, wrapping mod 2^64; ^ is xor, >> a logical shift):
+///   mix64(z):  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+///              z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+///              return z ^ (z >> 31)
+///   s = mix64(seed + 0x9e3779b97f4a7c15)
+///   s = mix64(s ^ (b * 0xd6e8feb86659fd93 + h))
+///   s = mix64(s ^ (i * 0xa0761d6478bd642f + j))
+///   u = (s >> 11) / 2^53                      (the top 53 bits; exact in a double)
+/// and the weight is kept iff u >= p (dropout_keep), then scaled by 1 / (1 - p). Head h is the
+/// head's index within its module (0 for CausalAttention; the wrapper's heads pass their own).
+/// Changing any of this changes every seeded training forward: tools/make_dropout_table.py
+/// reimplements it from this comment and tests/unit/test_dropout_hash.cpp holds its output.
 constexpr double dropout_uniform(std::uint64_t seed, std::uint64_t b, std::uint64_t h,
                                  std::uint64_t i, std::uint64_t j) noexcept {
   std::uint64_t s = mix64(seed + 0x9e3779b97f4a7c15ULL);

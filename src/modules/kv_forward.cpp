@@ -45,10 +45,14 @@ void AttentionModule::forward_into(const Tensor& x, KVCache& cache, Tensor& y,
     detail::fail_arg(who, ": options.attn_weights is not available through a KVCache");
 
   if (&y == &x) detail::fail_arg(who, ": forward_into: y must not alias x");
-  const std::vector<std::int64_t> shape =
-      r == 3 ? std::vector<std::int64_t>{batch, tokens, spec.output_dim()}
-             : std::vector<std::int64_t>{tokens, spec.output_dim()};
-  if (y.shape() != shape) y = Tensor(shape);  // reused as is when the shape matches
+  // y is reused as is when its shape matches (compared in place: a decode step allocates
+  // nothing on the heap, tests/unit/test_no_allocation.cpp).
+  const std::int64_t out = spec.output_dim();
+  const bool same = y.rank() == r && (r == 3 ? y.dim(0) == batch && y.dim(1) == tokens && y.dim(2) == out
+                                             : y.dim(0) == tokens && y.dim(1) == out);
+  if (!same)
+    y = Tensor(r == 3 ? std::vector<std::int64_t>{batch, tokens, out}
+                      : std::vector<std::int64_t>{tokens, out});
   s.make_room(tokens);  // throws Error(capacity) before anything changes
   const detail::DropoutParams dropout{options.train ? spec.dropout : 0.0, options.seed};
   const detail::KVRing ring = s.view();

@@ -87,6 +87,41 @@ TEST_F(ConcurrencyTest, CallsFromInsideCallersOneTbbTasksNeitherDeadlockNorChang
                                               "nested call " + std::to_string(t)));
 }
 
+/// OS threads of this process now (Linux: /proc/self/status), or -1 where it cannot be read.
+int process_threads() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  int n = -1;
+  while (std::fgets(line, sizeof line, f) != nullptr)
+    if (std::sscanf(line, "Threads: %d", &n) == 1) break;
+  std::fclose(f);
+  return n;
+}
+
+TEST_F(ConcurrencyTest, NestedCallsStayInOneTbbWorkerPool) {
+  // Oversubscription would be the library starting threads of its own for each caller. Calls
+  // from inside a caller's arena (4 slots, more than this machine has) run the library's arena
+  // on oneTBB's one worker pool: the process never holds more OS threads than that pool (the
+  // machine's concurrency, main thread included) plus gtest's own.
+  const int before = process_threads();
+  if (before < 0) GTEST_SKIP() << "/proc/self/status not readable";
+  const int machine = tbb::info::default_concurrency();
+  std::atomic<int> peak{0};
+  tbb::task_arena caller(4);
+  caller.execute([&] {
+    tbb::parallel_for(0, 24, [&](int t) {
+      const simdattn::Tensor y = mha_.forward(input(1, kTokens, kD, t));
+      int now = process_threads(), seen = peak.load();
+      while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+      }
+      (void)y;
+    });
+  });
+  EXPECT_LE(peak.load(), std::max(before, machine + 1))
+      << "threads before " << before << ", machine " << machine;
+}
+
 TEST_F(ConcurrencyTest, ThreadLimitIsRespectedAndClamped) {
   const int machine = tbb::info::default_concurrency();
   simdattn::set_num_threads(1);

@@ -27,6 +27,7 @@
 #include "common.hpp"
 #include "common/dropout.hpp"
 #include "difftest_oracle.hpp"
+#include "dispatch/attention_kernels.hpp"
 #include "modules/attention_core.hpp"
 #include "simdattn/simdattn.hpp"
 
@@ -79,6 +80,9 @@ struct Case {
   bool causal = true;
   double scale = 1.0, shift = 0.0;
   std::int64_t minus_inf_row = -1;  // >= 0: that row is all -inf (but the injected value)
+  // The kernels' exponential alone, on `cols` arguments in softmax's range: held to its
+  // documented 2 ULP (a coefficient off by 2e-5 is ~10 ULP, yet hides under an attention bound).
+  bool exp = false;
 
   std::vector<std::int64_t> chunks() const {
     std::vector<std::int64_t> out;
@@ -92,6 +96,7 @@ struct Case {
 
   std::string describe() const {
     std::ostringstream os;
+    if (exp) return "exp n=" + std::to_string(cols);
     if (softmax) {
       os << "causal_softmax rows=" << rows << " cols=" << cols << " ld=" << ld << " offset="
          << offset << " causal=" << causal << " scale=" << scale << " x_scale=" << x_scale
@@ -134,6 +139,12 @@ Case draw_case(std::uint64_t seed, const std::vector<ModuleKind>& modules, bool 
   Rng rng(seed);
   Case c;
   c.seed = seed;
+  if (softmax_cases && rng.chance(0.03)) {
+    c.softmax = c.exp = true;
+    c.rows = 1;
+    c.cols = c.ld = edgy_size(rng, 129);
+    return c;
+  }
   if (softmax_cases && (modules.empty() || rng.chance(0.12))) return draw_softmax_case(rng, c);
   ModuleConfig& m = c.config;
   m.kind = rng.pick(modules);
@@ -184,6 +195,11 @@ Inputs make_inputs(const Case& c, const AttentionModule* module) {
   Rng rng(c.seed ^ 0x5bd1e9955bd1e995ULL);
   Inputs in;
   in.x = c.softmax ? Tensor({c.rows, c.ld}) : Tensor({c.batch, c.tokens, c.config.d_in});
+  if (c.exp) {  // softmax's range: scale s - max <= 0 down to where the result flushes
+    for (auto& v : in.x.values())
+      v = static_cast<float>(rng.chance(0.5) ? -87.0 * rng.uniform() : -2.0 * rng.uniform());
+    return in;
+  }
   for (auto& v : in.x.values())
     v = static_cast<float>((2.0 * rng.uniform() - 1.0) * c.x_scale + c.shift);
   if (c.softmax && c.minus_inf_row >= 0)
@@ -319,6 +335,15 @@ OracleResult oracle_for(const Case& c, const Inputs& in, const AttentionModule* 
 /// sliding one when the case says so); for a softmax case, causal_softmax on the scores.
 std::vector<float> run_case(const Case& c, const AttentionModule* module, const Tensor& x,
                             const ForwardOptions& options) {
+  if (c.exp) {
+    std::vector<float> out(static_cast<std::size_t>(c.cols));
+    if (options.backend == Backend::reference)
+      for (std::int64_t i = 0; i < c.cols; ++i)
+        out[static_cast<std::size_t>(i)] = static_cast<float>(std::exp(double(x[i])));
+    else
+      detail::attention_kernels().softmax.exp(x.data(), out.data(), c.cols);
+    return out;
+  }
   if (c.softmax) {
     std::vector<float> buf = x.values();
     if (options.backend == Backend::reference)
@@ -430,7 +455,7 @@ int run_difftest(Args& args) {
     return opt;
   };
   const auto kind_name = [](const Case& c) {
-    return std::string(c.softmax ? "causal_softmax" : module_kind_name(c.config.kind));
+    return std::string(c.exp ? "exp" : c.softmax ? "causal_softmax" : module_kind_name(c.config.kind));
   };
   const std::size_t chunk = 1024;
   for (std::size_t first = 0; first < seeds.size(); first += chunk) {
@@ -444,7 +469,8 @@ int run_difftest(Args& args) {
       if (!r.c.softmax && r.c.config.kind != ModuleKind::simple) r.module = make_module(r.c.config);
       r.in = make_inputs(r.c, r.module.get());
       if (r.module) r.module->load_state_dict(r.in.weights);
-      r.oracle = r.c.softmax ? softmax_oracle(r.in.x.data(), r.c.rows, r.c.cols, r.c.ld,
+      r.oracle = r.c.exp       ? exp_oracle(r.in.x.data(), r.c.cols)
+                 : r.c.softmax ? softmax_oracle(r.in.x.data(), r.c.rows, r.c.cols, r.c.ld,
                                               static_cast<float>(r.c.scale), r.c.offset,
                                               r.c.causal)
                              : oracle_for(r.c, r.in, r.module.get());

@@ -230,6 +230,19 @@ OracleResult softmax_oracle(const float* scores, std::int64_t rows, std::int64_t
   return r;
 }
 
+OracleResult exp_oracle(const float* x, std::int64_t n) {
+  OracleResult r;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double e = std::exp(double(x[i]));
+    int ex = 0;
+    std::frexp(e, &ex);  // e = m 2^ex, m in [0.5, 1): one float ULP is 2^(ex - 24)
+    r.y.push_back(e);
+    // Below FLT_MIN the kernel returns 0 (documented); otherwise 2 ULP.
+    r.bound.push_back(e < 1.17549435e-38 ? 1.17549435e-38 : 2.0 * std::ldexp(1.0, ex - 24));
+  }
+  return r;
+}
+
 std::vector<std::int64_t> sliding_window_lo(const std::vector<std::int64_t>& chunks,
                                             std::int64_t capacity) {
   std::vector<std::int64_t> lo;

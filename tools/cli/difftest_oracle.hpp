@@ -46,6 +46,9 @@ OracleResult attention_oracle(const OracleProblem& p);
 OracleResult softmax_oracle(const float* scores, std::int64_t rows, std::int64_t cols,
                             std::int64_t ld, double scale, std::int64_t offset, bool causal);
 
+/// exp of n arguments, each within the kernels' documented 2 ULP of float.
+OracleResult exp_oracle(const float* x, std::int64_t n);
+
 /// First visible key per query position of a sliding-window cache of `capacity` fed the
 /// chunks in order: before a chunk of n tokens, the cache keeps its most recent capacity - n.
 std::vector<std::int64_t> sliding_window_lo(const std::vector<std::int64_t>& chunks,

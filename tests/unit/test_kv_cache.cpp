@@ -706,7 +706,10 @@ TEST_P(KVCacheOnPath, NonFiniteWeightsPoisonWhatTheyTouch) {
     std::int64_t poisoned_column;  ///< -1: every column
   };
   for (const Case& c : {Case{"W_value.weight", 13, kNanF, -1}, Case{"out_proj.bias", 3, kNanF, 3},
-                        Case{"W_query.weight", 7, kInfF, -1}}) {
+                        Case{"W_query.weight", 7, kInfF, -1},
+                        // NaN queries over finite keys and values: every score of head 0 is
+                        // NaN, which must make its rows NaN (not "nothing to attend to").
+                        Case{"W_query.bias", 2, kNanF, -1}}) {
     auto m = make_module(s);
     m->init_random(921);
     TensorMap state = m->state_dict();

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -69,6 +70,7 @@ struct Case {
   std::int64_t batch = 1, tokens = 1;
   double x_scale = 1.0, w_scale = 1.0;
   int inject = 0;  // 0 none, 1 NaN, 2 +Inf, 3 -Inf
+  bool inject_weight = false;  // into one weight instead of x (NaN queries over finite keys)
   bool train = false;
   std::uint64_t dropout_seed = 0;
   std::int64_t prefill = -1;  // >= 0: run through a KV cache, split here
@@ -108,7 +110,8 @@ struct Case {
     os << module_kind_name(config.kind) << " B=" << batch << " T=" << tokens
        << " d_in=" << config.d_in << " d_out=" << config.d_out << " heads=" << config.num_heads
        << " bias=" << config.qkv_bias << " x_scale=" << x_scale << " w_scale=" << w_scale;
-    if (inject) os << " inject=" << (inject == 1 ? "nan" : inject == 2 ? "+inf" : "-inf");
+    if (inject) os << " inject=" << (inject == 1 ? "nan" : inject == 2 ? "+inf" : "-inf")
+                   << (inject_weight ? " into a weight" : "");
     if (train) os << " dropout=" << config.dropout << " dropout_seed=" << dropout_seed;
     if (prefill >= 0) os << " prefill=" << prefill << " chunk=" << chunk;
     if (capacity > 0) os << " sliding_capacity=" << capacity;
@@ -170,6 +173,7 @@ Case draw_case(std::uint64_t seed, const std::vector<ModuleKind>& modules, bool 
   c.x_scale = rng.pick(std::vector<double>{1.0, 1.0, 1.0, 1e-3, 0.1, 10.0, 30.0});
   c.w_scale = rng.pick(std::vector<double>{1.0, 1.0, 0.1, 3.0, 10.0});
   if (rng.chance(0.05)) c.inject = static_cast<int>(rng.range(1, 3));
+  if (c.inject && m.kind != ModuleKind::simple && rng.chance(0.4)) c.inject_weight = true;
   if (is_causal(m.kind) && !c.inject && rng.chance(0.25)) {
     c.train = true;
     m.dropout = rng.pick(std::vector<double>{0.1, 0.5, 0.9});
@@ -205,7 +209,7 @@ Inputs make_inputs(const Case& c, const AttentionModule* module) {
   if (c.softmax && c.minus_inf_row >= 0)
     for (std::int64_t j = 0; j < c.cols; ++j)
       in.x[c.minus_inf_row * c.ld + j] = -std::numeric_limits<float>::infinity();
-  if (c.inject) {
+  if (c.inject && !c.inject_weight) {
     const float bad = c.inject == 1 ? std::numeric_limits<float>::quiet_NaN()
                       : c.inject == 2 ? std::numeric_limits<float>::infinity()
                                       : -std::numeric_limits<float>::infinity();
@@ -224,6 +228,14 @@ Inputs make_inputs(const Case& c, const AttentionModule* module) {
       for (auto& v : t.values()) v = static_cast<float>((2.0 * rng.uniform() - 1.0) * bound);
       in.weights.emplace(p.name, std::move(t));
     }
+  if (module != nullptr && c.inject_weight) {
+    auto it = in.weights.begin();
+    std::advance(it, rng.range(0, static_cast<std::int64_t>(in.weights.size()) - 1));
+    Tensor& t = it->second;
+    t[rng.range(0, t.numel() - 1)] = c.inject == 1 ? std::numeric_limits<float>::quiet_NaN()
+                                     : c.inject == 2 ? std::numeric_limits<float>::infinity()
+                                                     : -std::numeric_limits<float>::infinity();
+  }
   return in;
 }
 

@@ -20,5 +20,9 @@ set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE BOTH)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)
 
 # Test binaries run under qemu user mode; gtest_discover_tests and ctest use this too.
-# -L: where the arm64 dynamic loader and libc live.
-set(CMAKE_CROSSCOMPILING_EMULATOR "qemu-aarch64-static;-L;/usr/aarch64-linux-gnu")
+# No `-L /usr/aarch64-linux-gnu`: with it qemu takes the dynamic loader from the cross
+# toolchain's libc6-arm64-cross (glibc 2.36-8cross1) but, not finding libc.so.6 there under
+# the multiarch path, the libc of libc6:arm64 (2.36-9+deb12u14) from /lib/aarch64-linux-gnu;
+# a loader and a libc from different builds hang in the first pthread_create. Without -L both
+# come from libc6:arm64 (/lib/ld-linux-aarch64.so.1 is that package's loader).
+set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64-static)

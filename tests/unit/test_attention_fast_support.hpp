@@ -17,6 +17,7 @@
 
 #include "common/dropout.hpp"
 #include "simdattn/runtime.hpp"
+#include "support/required_isas.hpp"
 
 namespace simdattn::test {
 
@@ -62,7 +63,7 @@ class IsaThreadsTest : public ::testing::TestWithParam<IsaThreads> {
  protected:
   void SetUp() override {
     const IsaThreads p = GetParam();
-    if (!isa_usable(p.isa)) GTEST_SKIP() << "ISA " << isa_name(p.isa) << " not usable here";
+    SIMDATTN_SKIP_UNLESS_USABLE(p.isa);
     saved_isa_ = active_isa();
     set_isa(p.isa);
     set_num_threads(p.threads);

@@ -21,6 +21,7 @@
 #include "simdattn/runtime.hpp"
 #include "support/compare.hpp"
 #include "support/gemm_tester.hpp"
+#include "support/required_isas.hpp"
 
 namespace simdattn {
 namespace {
@@ -59,8 +60,7 @@ const auto* const kCoverage = ::testing::AddGlobalTestEnvironment(new IsaCoverag
 class GemmIsaTest : public ::testing::TestWithParam<Isa> {
  protected:
   void SetUp() override {
-    if (!isa_usable(GetParam()))
-      GTEST_SKIP() << "ISA " << isa_name(GetParam()) << " is not usable on this machine";
+    SIMDATTN_SKIP_UNLESS_USABLE(GetParam());
     before_ = active_isa();
     set_isa(GetParam());
     IsaCoverage::ran().insert(isa_name(GetParam()));

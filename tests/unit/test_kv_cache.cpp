@@ -23,6 +23,7 @@
 #include "simdattn/kv_cache.hpp"
 #include "simdattn/runtime.hpp"
 #include "support/compare.hpp"
+#include "support/required_isas.hpp"
 #include "test_attention_fast_support.hpp"
 
 namespace simdattn::test {
@@ -300,7 +301,7 @@ class KVCacheOnPath : public ::testing::TestWithParam<Path> {
   void SetUp() override {
     const Path p = GetParam();
     if (p.backend == Backend::fast) {
-      if (!isa_usable(p.isa)) GTEST_SKIP() << "ISA " << isa_name(p.isa) << " not usable here";
+      SIMDATTN_SKIP_UNLESS_USABLE(p.isa);
       saved_isa_ = active_isa();
       set_isa(p.isa);
       set_num_threads(p.threads);

@@ -3,6 +3,8 @@
 # only calls apt-get when something is missing. Runs as root, or through sudo when available.
 #   tools/install-deps.sh           build + tests + benchmarks (+ OpenBLAS/oneDNN peers, clang for fuzzing)
 #   tools/install-deps.sh --torch   also python3-torch, for regenerating golden data and PyTorch benchmarks
+#   tools/install-deps.sh --arm64   also the aarch64 cross compiler, qemu-user and arm64 oneTBB and
+#                                   GoogleTest, for tools/run-isa-tests.sh neon
 set -euo pipefail
 
 # Library: compiler, CMake, xsimd (header-only; its config names xtl), oneTBB, nlohmann-json.
@@ -15,7 +17,9 @@ packages=(build-essential cmake pkg-config libxsimd-dev xtl-dev libtbb-dev nlohm
 for arg in "$@"; do
   case "$arg" in
     --torch) packages+=(python3-torch python3-numpy) ;;
-    *) echo "install-deps.sh: unknown option '$arg' (expected --torch)" >&2; exit 2 ;;
+    --arm64) packages+=(g++-aarch64-linux-gnu qemu-user-static libc6:arm64 libtbb-dev:arm64
+                        libgtest-dev:arm64) ;;
+    *) echo "install-deps.sh: unknown option '$arg' (expected --torch, --arm64)" >&2; exit 2 ;;
   esac
 done
 
@@ -34,5 +38,8 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo=(sudo)
 fi
 export DEBIAN_FRONTEND=noninteractive
+case " ${missing[*]}" in
+  *:arm64*) dpkg --print-foreign-architectures | grep -qx arm64 || "${sudo[@]}" dpkg --add-architecture arm64 ;;
+esac
 "${sudo[@]}" apt-get update -q
 "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -3,6 +3,7 @@
 # only calls apt-get when something is missing. Runs as root, or through sudo when available.
 #   tools/install-deps.sh           build + tests + benchmarks (+ OpenBLAS/oneDNN peers, clang for fuzzing)
 #   tools/install-deps.sh --torch   also python3-torch, for regenerating golden data and PyTorch benchmarks
+#   tools/install-deps.sh --bochs   also bochs and a boot kit, for AVX-512 runs (tools/avx512-bochs.sh)
 set -euo pipefail
 
 # Library: compiler, CMake, xsimd (header-only; its config names xtl), oneTBB, nlohmann-json.
@@ -15,7 +16,11 @@ packages=(build-essential cmake pkg-config libxsimd-dev xtl-dev libtbb-dev nlohm
 for arg in "$@"; do
   case "$arg" in
     --torch) packages+=(python3-torch python3-numpy) ;;
-    *) echo "install-deps.sh: unknown option '$arg' (expected --torch)" >&2; exit 2 ;;
+    # bochs emulates a Skylake-X; the kernel (only its vmlinuz is used), isolinux + xorriso
+    # (boot ISO), busybox-static + cpio (initramfs) and bsdutils (`script`) boot the guest.
+    --bochs) packages+=(bochs bochs-term bochsbios vgabios isolinux syslinux-common xorriso
+                        busybox-static cpio bsdutils linux-image-cloud-amd64) ;;
+    *) echo "install-deps.sh: unknown option '$arg' (expected --torch or --bochs)" >&2; exit 2 ;;
   esac
 done
 

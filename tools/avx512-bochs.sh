@@ -84,9 +84,16 @@ ldlinux=/usr/lib/syslinux/modules/bios/ldlinux.c32
 work=$(mktemp -d "${TMPDIR:-/tmp}/avx512-bochs.XXXXXX")
 pids=()
 cleanup() {
-  local rc=$?
+  local rc=$? i p
+  # SIGKILL to bochs (it does not stop on SIGTERM, and has nothing to save); `script` (pids[1])
+  # reaps it and exits once its stdin (the FIFO, pids[0]) ends. Then the rest.
+  if [ -s "$work/bochs.pid" ]; then kill -9 "$(cat "$work/bochs.pid")" 2>/dev/null || true; fi
+  if [ ${#pids[@]} -ge 1 ]; then kill "${pids[0]}" 2>/dev/null || true; fi
+  if [ ${#pids[@]} -ge 2 ]; then
+    for i in $(seq 50); do kill -0 "${pids[1]}" 2>/dev/null || break; sleep 0.2; done
+  fi
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  if [ -s "$work/bochs.pid" ]; then kill "$(cat "$work/bochs.pid")" 2>/dev/null || true; fi
+  wait 2>/dev/null || true
   if [ "${SIMDATTN_BOCHS_KEEP:-0}" = 1 ]; then
     echo "avx512-bochs: kept $work" >&2
   else

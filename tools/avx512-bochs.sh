@@ -51,6 +51,10 @@
 #   in below)
 set -euo pipefail
 
+# All of it in one function, read whole before it runs: editing this file under a running
+# instance (bash reads scripts as it goes) then cannot change what that instance does.
+main() {
+
 die() { echo "avx512-bochs: $*" >&2; exit 2; }
 
 [ $# -ge 1 ] || die "usage: $0 BINARY [ARGS...]"
@@ -181,7 +185,10 @@ tag="SIMDATTN-BOCHS-$(date +%s%N)-$$-$RANDOM"
   echo '  echo "avx512-bochs: the guest kernel reports no avx512f:"; grep -m1 flags /proc/cpuinfo; rc=3'
   echo 'fi'
   echo "echo; echo \"@@$tag-END rc=\$rc@@\""
-  echo 'sync; poweroff -f'
+  # Do not power off at once: the UART may still hold the tail of the output and the marker,
+  # and poweroff drops it. The host kills bochs as soon as it reads the marker; the poweroff
+  # only ends a run whose marker never reaches the host.
+  echo 'sync; sleep 120; poweroff -f'
   echo 'sleep 60'
 } > "$root/init"
 chmod +x "$root/init"
@@ -197,7 +204,7 @@ PROMPT 0
 TIMEOUT 0
 LABEL linux
   KERNEL /vmlinuz
-  APPEND initrd=/initrd.gz console=ttyS0 clearcpuid=xsaves,xsavec,aperfmperf loglevel=3 panic=-1
+  APPEND initrd=/initrd.gz console=ttyS0,115200 clearcpuid=xsaves,xsavec,aperfmperf loglevel=3 panic=-1
 EOF
 xorriso -as mkisofs -quiet -o "$work/boot.iso" -b isolinux/isolinux.bin -c isolinux/boot.cat \
   -no-emul-boot -boot-load-size 4 -boot-info-table "$iso" 2>"$work/xorriso.log" \
@@ -240,8 +247,8 @@ while [ -z "$pty" ]; do
   pty=$(grep -ao 'connected to screen "/dev/pts/[0-9]*"' "$work/term.log" 2>/dev/null \
         | head -n 1 | sed 's/.*"\(.*\)"/\1/' || true)
   if [ -z "$pty" ]; then
-    if [ $(( $(date +%s) - start )) -gt 60 ]; then
-      echo "avx512-bochs: bochs did not open its display pty within 60 s" >&2
+    if [ $(( $(date +%s) - start )) -gt 120 ]; then
+      echo "avx512-bochs: bochs did not open its display pty within 120 s" >&2
       sed 's/\r//' "$work/term.log" >&2 || true
       tail -n 20 "$work/bochs.log" >&2 || true
       exit 3
@@ -298,3 +305,6 @@ case "$status" in
 esac
 echo "avx512-bochs: exit status $status after ${elapsed} s in bochs" >&2
 exit "$status"
+}
+
+main "$@"

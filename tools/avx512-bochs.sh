@@ -14,18 +14,22 @@
 #      SIMDATTN_TEST_DATA_DIR), the paths in SIMDATTN_BOCHS_FILES, and an /init that mounts
 #      proc/sys/dev, exports the pass-through environment, cds to the caller's working directory
 #      (created empty if it is not packed), runs BINARY ARGS with output on the serial console,
-#      prints a per-run unique end marker with the exit status and powers off (busybox poweroff -f).
+#      prints a per-run unique end marker with the exit status, then waits (the UART may still
+#      hold the tail of the output; an immediate poweroff dropped it) and finally powers off.
 #   2. Builds a boot ISO (xorriso + isolinux) with the newest /boot/vmlinuz-*-cloud-amd64 kernel.
-#      Kernel command line: console=ttyS0 clearcpuid=xsaves,xsavec. Without the clearcpuid, Linux
-#      6.1's XSAVE consistency check rejects the compacted-format size bochs reports and turns AVX
-#      and AVX-512 off.
+#      Kernel command line: console=ttyS0,115200 clearcpuid=xsaves,xsavec,aperfmperf. Without
+#      xsaves,xsavec, Linux 6.1's XSAVE consistency check rejects the compacted-format size bochs
+#      reports and turns AVX and AVX-512 off; aperfmperf stops a per-tick read of two MSRs bochs
+#      lacks (each logged an error).
 #   3. Starts bochs (cpu: model=corei7_skylake_x, display_library: term, clock: sync=none,
 #      com1 to a file) under `script -qfc` so the term display has a terminal. Debian's bochs is
 #      built with its debugger, so it starts with `-rc` holding the single command `c`. The term
 #      display opens its own pty and prints `Bochs connected to screen "/dev/pts/N"`; a `cat`
 #      drains that pty, or bochs blocks writing to it and the guest stops.
-#   4. Polls the serial log for the end marker, prints what the program wrote between the begin
-#      and end markers (kernel messages are kept quiet with loglevel=3), and exits with the status.
+#   4. Polls the serial log for the end marker, kills bochs, prints what the program wrote
+#      between the begin and end markers (kernel messages are kept quiet with loglevel=3), and
+#      exits with the program's status. No marker: 3 (boot failure, guest crash); timeout: 124.
+#      /init refuses to run the program (status 3) if the guest kernel reports no avx512f.
 #
 # Environment passed through into the guest: every SIMDATTN_* variable (SIMDATTN_ISA,
 # SIMDATTN_THREADS, SIMDATTN_REQUIRE_ISAS, ...) except SIMDATTN_BOCHS_*, and GTEST_*.
@@ -45,10 +49,17 @@
 # busybox-static cpio linux-image-cloud-amd64 (only its vmlinuz is used); `tools/install-deps.sh
 # --bochs` installs them.
 #
-# Cost: bochs interprets, about 1 minute to boot. Measured on the Zen 3 host (one emulated CPU,
-# `simdattn_tests` release build):
-#   (see the README section "AVX-512 under bochs" / the report for the measured numbers; filled
-#   in below)
+# Cost: bochs interprets, roughly 250x slower than the host for this code, and emulates ONE CPU
+# (Debian's bochs has no SMP), so the *_Nthreads cases run on one thread there. Boot (BIOS,
+# isolinux, 14 MB kernel, 5 MB initramfs) takes about a minute. Wall times measured on the Zen 3
+# host (2 shared cores, other builds running, load 4-6: an idle host is faster), release build:
+#   --gtest_filter='AllIsas/GemmIsaTest.*/avx512' (9 GEMM cases, CI smoke)       354 s
+#   --gtest_filter='*avx512*' (all 75 AVX-512 cases)                             RESULT_A
+#   SIMDATTN_ISA=avx512 --gtest_filter='-*avx512*:*avx2*:*sse2*:*neon*'
+#     (the 327 cases not tied to one ISA, with AVX-512 as the default)           372 s
+#   build/release/tools/simdattn difftest --isa avx512 --cases 1000 --seed 1      637 s
+# Running the whole suite is not worth it: the avx2/sse2 cases repeat what the host runs
+# natively; all 627 cases would take well over an hour (the first 139 took 29 min).
 set -euo pipefail
 
 # All of it in one function, read whole before it runs: editing this file under a running

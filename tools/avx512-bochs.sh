@@ -53,7 +53,7 @@
 # (Debian's bochs has no SMP), so the *_Nthreads cases run on one thread there. Boot (BIOS,
 # isolinux, 14 MB kernel, 5 MB initramfs) takes about a minute. Wall times measured on the Zen 3
 # host (2 shared cores, other builds running, load 4-6: an idle host is faster), release build:
-#   --gtest_filter='AllIsas/GemmIsaTest.*/avx512' (9 GEMM cases, CI smoke)       354 s
+#   --gtest_filter='AllIsas/GemmIsaTest.*/avx512' (9 GEMM cases, CI smoke)   172-354 s
 #   --gtest_filter='*avx512*' (all 75 AVX-512 cases)                            1320 s
 #   SIMDATTN_ISA=avx512 --gtest_filter='-*avx512*:*avx2*:*sse2*:*neon*'
 #     (the 327 cases not tied to one ISA, with AVX-512 as the default)           372 s

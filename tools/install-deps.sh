@@ -5,6 +5,7 @@
 #   tools/install-deps.sh --torch   also python3-torch, for regenerating golden data and PyTorch benchmarks
 #   tools/install-deps.sh --arm64   also the aarch64 cross compiler, qemu-user and arm64 oneTBB and
 #                                   GoogleTest, for tools/run-isa-tests.sh neon
+#   tools/install-deps.sh --bochs   also bochs and a boot kit, for AVX-512 runs (tools/avx512-bochs.sh)
 set -euo pipefail
 
 # Library: compiler, CMake, xsimd (header-only; its config names xtl), oneTBB, nlohmann-json.
@@ -19,7 +20,11 @@ for arg in "$@"; do
     --torch) packages+=(python3-torch python3-numpy) ;;
     --arm64) packages+=(g++-aarch64-linux-gnu qemu-user-static libc6:arm64 libtbb-dev:arm64
                         libgtest-dev:arm64) ;;
-    *) echo "install-deps.sh: unknown option '$arg' (expected --torch, --arm64)" >&2; exit 2 ;;
+    # bochs emulates a Skylake-X; the kernel (only its vmlinuz is used), isolinux + xorriso
+    # (boot ISO), busybox-static + cpio (initramfs) and bsdutils (`script`) boot the guest.
+    --bochs) packages+=(bochs bochs-term bochsbios vgabios isolinux syslinux-common xorriso
+                        busybox-static cpio bsdutils linux-image-cloud-amd64) ;;
+    *) echo "install-deps.sh: unknown option '$arg' (expected --torch, --arm64, --bochs)" >&2; exit 2 ;;
   esac
 done
 

@@ -3,7 +3,7 @@
 # that the unit suite and `simdattn difftest` each catch every one of them on their own: the
 # one measure of the tests that does not trust the tests.
 #
-#   tools/mutation-check.sh [--only N] [--cases C]     (C: difftest cases per mutant, 3000)
+#   tools/mutation-check.sh [--only N[,N...]] [--cases C]   (C: difftest cases per mutant, 3000)
 #
 # The copy lives in a temporary folder (SIMDATTN_MUTATION_DIR to keep it); the working tree is
 # never touched. After each mutant the original file is written back with a fresh timestamp,
@@ -137,7 +137,7 @@ while IFS= read -r -d $'\x1e' block; do
   body=${block#*$'\n'}
   body=${body%$'\n'}
   IFS='|' read -r id file desc <<<"$header"
-  [ -z "$only" ] || [ "$only" = "$id" ] || continue
+  [ -z "$only" ] || [[ ",$only," == *",$id,"* ]] || continue
   total=$((total + 1))
   cp "$work/tree/$file" "$work/original"
   printf '%s' "$body" | apply "$work/tree/$file"

@@ -13,6 +13,7 @@
 #include "simdattn/attention.hpp"
 #include "simdattn/error.hpp"
 #include "support/compare.hpp"
+#include "support/test_data.hpp"
 
 namespace {
 
@@ -20,16 +21,6 @@ using simdattn::Backend;
 using simdattn::ForwardOptions;
 using simdattn::Tensor;
 
-Tensor random_tensor(std::vector<std::int64_t> shape, std::uint32_t seed) {
-  std::size_t n = 1;
-  for (std::int64_t e : shape) n *= static_cast<std::size_t>(e);
-  std::vector<float> v(n);
-  for (float& x : v) {
-    seed = seed * 1664525u + 1013904223u;
-    x = static_cast<float>(seed >> 8) / 16777216.0f * 2.0f - 1.0f;
-  }
-  return Tensor(std::move(shape), std::move(v));
-}
 
 ForwardOptions options(bool train, std::uint64_t seed, Tensor* weights = nullptr) {
   ForwardOptions o;
@@ -52,7 +43,7 @@ class CausalDropout : public ::testing::Test {
     return w;
   }
   simdattn::CausalAttention module_;
-  Tensor x_ = random_tensor({kBatch, kTokens, kDin}, 7);
+  Tensor x_ = simdattn::test::lcg_tensor({kBatch, kTokens, kDin}, 7);
 };
 
 TEST_F(CausalDropout, HalfTheWeightsDropAndKeptOnesDouble) {
@@ -119,7 +110,7 @@ TEST_F(CausalDropout, InferenceModeLeavesWeightsUnchanged) {
 TEST(Dropout, ZeroProbabilityIsTheIdentity) {
   simdattn::CausalAttention ca(kDin, kDout, 8, 0.0);
   ca.init_random(1);
-  const Tensor x = random_tensor({8, kDin}, 3);
+  const Tensor x = simdattn::test::lcg_tensor({8, kDin}, 3);
   Tensor w_train, w_infer;
   const Tensor y_train = ca.forward(x, options(true, 77, &w_train));
   const Tensor y_infer = ca.forward(x, options(false, 0, &w_infer));
@@ -132,7 +123,7 @@ TEST(Dropout, SelfAttentionV1AndV2HaveNone) {
   simdattn::SelfAttentionV2 v2(kDin, kDout, true);
   v1.init_random(1);
   v2.init_random(2);
-  const Tensor x = random_tensor({2, 5, kDin}, 3);
+  const Tensor x = simdattn::test::lcg_tensor({2, 5, kDin}, 3);
   for (const simdattn::AttentionModule* m :
        std::vector<const simdattn::AttentionModule*>{&v1, &v2}) {
     EXPECT_EQ(m->dropout(), 0.0);
@@ -155,7 +146,7 @@ TEST(Dropout, WrapperHeadsUseTheirOwnHeadIndex) {
   }
   simdattn::MultiHeadAttentionWrapper wrapper(kDin, kDout, tokens, 0.5, 2);
   wrapper.load_state_dict(both);
-  const Tensor x = random_tensor({2, tokens, kDin}, 5);
+  const Tensor x = simdattn::test::lcg_tensor({2, tokens, kDin}, 5);
   const Tensor yc = ca.forward(x, options(true, 31));
   const Tensor yw = wrapper.forward(x, options(true, 31));
   std::int64_t head1_differs = 0;
@@ -175,7 +166,7 @@ TEST(Dropout, WrapperHeadsUseTheirOwnHeadIndex) {
 TEST(Dropout, MultiHeadAttentionDropsOnlyInTraining) {
   simdattn::MultiHeadAttention mha(kDin, 4, 10, 0.3, 2, true);
   mha.init_random(6);
-  const Tensor x = random_tensor({2, 10, kDin}, 8);
+  const Tensor x = simdattn::test::lcg_tensor({2, 10, kDin}, 8);
   const Tensor a = mha.forward(x, options(true, 1));
   const Tensor b = mha.forward(x, options(true, 1));
   const Tensor c = mha.forward(x, options(false, 1));

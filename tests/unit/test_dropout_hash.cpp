@@ -22,6 +22,7 @@
 #include "simdattn/runtime.hpp"
 #include "simdattn/safetensors.hpp"
 #include "support/compare.hpp"
+#include "support/test_data.hpp"
 
 namespace simdattn {
 namespace {
@@ -70,16 +71,6 @@ TEST(DropoutHash, KeepFractionWithinSixSigmaOfOneMinusP) {
   EXPECT_TRUE(detail::dropout_keep(DropoutParams{0.0, 1}, 0, 0, 0, 0));
 }
 
-Tensor random_tensor(std::vector<std::int64_t> shape, std::uint32_t seed) {
-  std::size_t n = 1;
-  for (std::int64_t e : shape) n *= static_cast<std::size_t>(e);
-  std::vector<float> v(n);
-  for (float& x : v) {
-    seed = seed * 1664525u + 1013904223u;
-    x = static_cast<float>(seed >> 8) / 16777216.0f * 2.0f - 1.0f;
-  }
-  return Tensor(std::move(shape), std::move(v));
-}
 
 struct IsaRestore {
   Isa isa = active_isa();
@@ -103,7 +94,7 @@ TEST(DropoutHash, KeptWeightsScaleByOneOverOneMinusPOnEveryPath) {
     EXPECT_EQ((DropoutParams{p, 0}.keep_scale()), 1.0 / (1.0 - p));
     CausalAttention ca(din, dout, T, p);
     ca.init_random(3);
-    const Tensor x = random_tensor({B, T, din}, 11);
+    const Tensor x = test::lcg_tensor({B, T, din}, 11);
     const float scale = static_cast<float>(1.0 / (1.0 - p));
     for (const auto& [backend, isa] : paths()) {
       set_isa(isa);
@@ -146,17 +137,6 @@ TEST(DropoutHash, KeptWeightsScaleByOneOverOneMinusPOnEveryPath) {
   }
 }
 
-std::map<std::string, std::string> read_metadata(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  unsigned char len_bytes[8] = {};
-  in.read(reinterpret_cast<char*>(len_bytes), 8);
-  std::uint64_t len = 0;
-  for (int i = 7; i >= 0; --i) len = (len << 8) | len_bytes[i];
-  if (!in || len > (1u << 20)) throw std::runtime_error(path + ": bad header length");
-  std::string header(static_cast<std::size_t>(len), '\0');
-  in.read(header.data(), static_cast<std::streamsize>(len));
-  return nlohmann::json::parse(header).at("__metadata__").get<std::map<std::string, std::string>>();
-}
 
 ::testing::AssertionResult close(const Tensor& want, const Tensor& got, const std::string& what) {
   if (want.shape() != got.shape())
@@ -175,7 +155,7 @@ class DropoutTorch : public ::testing::TestWithParam<const char*> {};
 TEST_P(DropoutTorch, TrainingForwardMatchesTheBooksClasses) {
   const std::string path = std::string(SIMDATTN_TEST_DATA_DIR) + "/dropout/" + GetParam() +
                            ".safetensors";
-  const auto meta = read_metadata(path);
+  const auto meta = test::read_metadata(path);
   TensorMap file = load_safetensors(path);
   const Tensor x = file.at("x"), y = file.at("y");
   Tensor want_w;

@@ -26,10 +26,12 @@
 #include "simdattn/error.hpp"
 #include "simdattn/safetensors.hpp"
 #include "support/compare.hpp"
+#include "support/test_data.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
+using simdattn::test::read_metadata;
 using simdattn::Backend;
 using simdattn::Tensor;
 using simdattn::TensorMap;
@@ -39,28 +41,7 @@ constexpr double kAtolFraction = 1e-6;
 
 fs::path golden_dir() { return fs::path(SIMDATTN_TEST_DATA_DIR) / "golden"; }
 
-std::vector<std::string> golden_files() {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(golden_dir(), ec))
-    if (entry.path().extension() == ".safetensors") names.push_back(entry.path().stem().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
-/// The "__metadata__" strings of a safetensors file (the library's loader does not expose them).
-std::map<std::string, std::string> read_metadata(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  unsigned char len_bytes[8] = {};
-  in.read(reinterpret_cast<char*>(len_bytes), 8);
-  std::uint64_t len = 0;
-  for (int i = 7; i >= 0; --i) len = (len << 8) | len_bytes[i];
-  if (!in || len > (1u << 20)) throw std::runtime_error(path.string() + ": bad header length");
-  std::string header(static_cast<std::size_t>(len), '\0');
-  in.read(header.data(), static_cast<std::streamsize>(len));
-  const auto json = nlohmann::json::parse(header);
-  return json.at("__metadata__").get<std::map<std::string, std::string>>();
-}
 
 struct GoldenCase {
   std::map<std::string, std::string> meta;
@@ -166,7 +147,7 @@ TEST_P(Golden, Fast) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(PyTorch, Golden, ::testing::ValuesIn(golden_files()),
+INSTANTIATE_TEST_SUITE_P(PyTorch, Golden, ::testing::ValuesIn(simdattn::test::safetensors_stems(golden_dir())),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            return info.param;
                          });
@@ -174,7 +155,7 @@ INSTANTIATE_TEST_SUITE_P(PyTorch, Golden, ::testing::ValuesIn(golden_files()),
 // Guards against a missing or thinned-out data folder making the suite above pass vacuously.
 TEST(GoldenData, CoversEveryModule) {
   std::set<std::string> modules;
-  for (const auto& stem : golden_files())
+  for (const auto& stem : simdattn::test::safetensors_stems(golden_dir()))
     modules.insert(read_metadata(golden_dir() / (stem + ".safetensors")).at("module"));
   EXPECT_EQ(modules, (std::set<std::string>{"simple", "self_attention_v1", "self_attention_v2",
                                             "causal_attention", "mha_wrapper", "mha"}));

@@ -44,37 +44,20 @@
 #include "simdattn/runtime.hpp"
 #include "simdattn/safetensors.hpp"
 #include "support/compare.hpp"
+#include "support/test_data.hpp"
 
 namespace simdattn {
 namespace {
 
 namespace fs = std::filesystem;
+using test::read_metadata;
 
 constexpr double kU = 1.0 / 16777216.0;  // float32 unit roundoff, 2^-24
 constexpr double kLambda = 6.0;
 
 fs::path data_dir() { return fs::path(SIMDATTN_TEST_DATA_DIR) / "golden_long"; }
 
-std::vector<std::string> case_names() {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(data_dir(), ec))
-    if (e.path().extension() == ".safetensors") names.push_back(e.path().stem().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
-std::map<std::string, std::string> read_metadata(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  unsigned char len_bytes[8] = {};
-  in.read(reinterpret_cast<char*>(len_bytes), 8);
-  std::uint64_t len = 0;
-  for (int i = 7; i >= 0; --i) len = (len << 8) | len_bytes[i];
-  if (!in || len > (1u << 20)) throw std::runtime_error(path.string() + ": bad header length");
-  std::string header(static_cast<std::size_t>(len), '\0');
-  in.read(header.data(), static_cast<std::streamsize>(len));
-  return nlohmann::json::parse(header).at("__metadata__").get<std::map<std::string, std::string>>();
-}
 
 using Mat = std::vector<double>;  // row-major
 
@@ -341,14 +324,14 @@ TEST_P(GoldenLong, EveryBackendIsaAndThreadCountMatchesPyTorch) {
               report.c_str(), tmax / ymax);
 }
 
-INSTANTIATE_TEST_SUITE_P(PyTorch, GoldenLong, ::testing::ValuesIn(case_names()),
+INSTANTIATE_TEST_SUITE_P(PyTorch, GoldenLong, ::testing::ValuesIn(test::safetensors_stems(data_dir())),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            return info.param;
                          });
 
 // A missing or renamed data file must fail, not thin the suite out.
 TEST(GoldenLongData, HasTheThreeCases) {
-  EXPECT_EQ(case_names(), (std::vector<std::string>{"gpt2_layer_T130", "mha_T257_h2",
+  EXPECT_EQ(test::safetensors_stems(data_dir()), (std::vector<std::string>{"gpt2_layer_T130", "mha_T257_h2",
                                                     "mha_T300_h3"}));
 }
 

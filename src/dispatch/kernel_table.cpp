@@ -1,15 +1,18 @@
-// src/dispatch/kernel_table.cpp — fills one KernelTable per compiled ISA, once. Baseline code:
-// it only takes the addresses of the per-ISA kernels (declared extern in the kernel headers) and
-// never runs them, so it is safe on any CPU.
+// src/dispatch/kernel_table.cpp — fills one KernelTable per usable ISA, once, from one traits
+// block per ISA. Baseline code: it only takes the addresses of the per-ISA kernels (extern
+// template in the kernel headers) and never runs them, so it is safe on any CPU.
 #include "dispatch/kernel_table.hpp"
 
 #include "common/validate.hpp"
+#include "kernels/attention_decode.hpp"
+#include "kernels/attention_flash.hpp"
 #include "kernels/gemm_ukernel.hpp"
+#include "kernels/softmax_rows.hpp"
 
 namespace simdattn::detail {
 namespace {
 
-// Blocking (why these values):
+// GEMM blocking (why these values):
 // - AVX2 (6 x 16 tile): kc = 1024, mc = 96. A depth slice covers the whole K of the attention
 //   projections (768) and of 1024^3, so each C tile is loaded and stored once instead of once
 //   per slice, and the packed 96 x kc A block (<= 384 KiB; 288 KiB at K = 768) stays in L2
@@ -32,59 +35,84 @@ namespace {
 // available to tune them.
 constexpr std::int64_t kNcDefault = 4080;
 
-KernelTable make_table(Isa isa) {
-  KernelTable t;
-  t.isa = isa;
-  switch (isa) {
-    case Isa::sse2:
-#if defined(SIMDATTN_COMPILED_SSE2)
-      t.gemm = {"f32_gemm_3x16__sse2",
-                &gemm_ukernel_f32<GemmArchSse2, kGemmMrSse2, kGemmNrSse2>,
-                kGemmMrSse2, kGemmNrSse2, 144, 256, kNcDefault};
-      t.gemm_small_m = {"f32_gemm_smallm__sse2", &gemm_small_m_f32<GemmArchSse2, kGemmMrSse2>,
-                        kGemmSmallMaxM};
-#endif
-      break;
-    case Isa::avx2:
-#if defined(SIMDATTN_COMPILED_AVX2)
-      t.gemm = {"f32_gemm_6x16__avx2",
-                &gemm_ukernel_f32<GemmArchAvx2, kGemmMrAvx2, kGemmNrAvx2>,
-                kGemmMrAvx2, kGemmNrAvx2, 96, 1024, kNcDefault};
-      t.gemm_small_m = {"f32_gemm_smallm__avx2", &gemm_small_m_f32<GemmArchAvx2, kGemmMrAvx2>,
-                        kGemmSmallMaxM};
-#endif
-      break;
-    case Isa::avx512:
-#if defined(SIMDATTN_COMPILED_AVX512)
-      t.gemm = {"f32_gemm_14x32__avx512",
-                &gemm_ukernel_f32<GemmArchAvx512, kGemmMrAvx512, kGemmNrAvx512>,
-                kGemmMrAvx512, kGemmNrAvx512, 168, 192, kNcDefault};
-      t.gemm_small_m = {"f32_gemm_smallm__avx512",
-                        &gemm_small_m_f32<GemmArchAvx512, kGemmMrAvx512>, kGemmSmallMaxM};
-#endif
-      break;
-    case Isa::neon:
+/// What differs per ISA besides the instantiations: kernel names and the GEMM blocking. The
+/// tiles themselves come from the kernels (GemmTile, flash_tile_shape).
+template <class Arch>
+struct IsaTraits;
+template <>
+struct IsaTraits<ArchSse2> {
+  static constexpr Isa isa = Isa::sse2;
+  static constexpr std::int64_t mc = 144, kc = 256;
+  static constexpr const char* gemm = "f32_gemm_3x16__sse2";
+  static constexpr const char* gemm_small_m = "f32_gemm_smallm__sse2";
+  static constexpr const char* flash = "f32_flash_attention_4x12__sse2";
+  static constexpr const char* softmax = "f32_causal_softmax_rows__sse2";
+  static constexpr const char* decode = "f32_decode_attention_row__sse2";
+};
+template <>
+struct IsaTraits<ArchAvx2> {
+  static constexpr Isa isa = Isa::avx2;
+  static constexpr std::int64_t mc = 96, kc = 1024;
+  static constexpr const char* gemm = "f32_gemm_6x16__avx2";
+  static constexpr const char* gemm_small_m = "f32_gemm_smallm__avx2";
+  static constexpr const char* flash = "f32_flash_attention_4x24__avx2";
+  static constexpr const char* softmax = "f32_causal_softmax_rows__avx2";
+  static constexpr const char* decode = "f32_decode_attention_row__avx2";
+};
+template <>
+struct IsaTraits<ArchAvx512> {
+  static constexpr Isa isa = Isa::avx512;
+  static constexpr std::int64_t mc = 168, kc = 192;
+  static constexpr const char* gemm = "f32_gemm_14x32__avx512";
+  static constexpr const char* gemm_small_m = "f32_gemm_smallm__avx512";
+  static constexpr const char* flash = "f32_flash_attention_4x48__avx512";
+  static constexpr const char* softmax = "f32_causal_softmax_rows__avx512";
+  static constexpr const char* decode = "f32_decode_attention_row__avx512";
+};
 #if defined(SIMDATTN_COMPILED_NEON64)
-      t.gemm = {"f32_gemm_6x16__neon64",
-                &gemm_ukernel_f32<GemmArchNeon64, kGemmMrNeon64, kGemmNrNeon64>,
-                kGemmMrNeon64, kGemmNrNeon64, 144, 256, kNcDefault};
-      t.gemm_small_m = {"f32_gemm_smallm__neon64",
-                        &gemm_small_m_f32<GemmArchNeon64, kGemmMrNeon64>, kGemmSmallMaxM};
+template <>
+struct IsaTraits<ArchNeon64> {
+  static constexpr Isa isa = Isa::neon;
+  static constexpr std::int64_t mc = 144, kc = 256;
+  static constexpr const char* gemm = "f32_gemm_6x16__neon64";
+  static constexpr const char* gemm_small_m = "f32_gemm_smallm__neon64";
+  static constexpr const char* flash = "f32_flash_attention_4x12__neon64";
+  static constexpr const char* softmax = "f32_causal_softmax_rows__neon64";
+  static constexpr const char* decode = "f32_decode_attention_row__neon64";
+};
 #endif
-      break;
-  }
+
+template <class Arch>
+KernelTable make_table() {
+  using T = IsaTraits<Arch>;
+  constexpr int mr = GemmTile<Arch>::mr, nr = GemmTile<Arch>::nr;
+  static_assert(T::mc % mr == 0, "mc holds whole register tiles");
+  KernelTable t;
+  t.isa = T::isa;
+  t.gemm = {T::gemm, &gemm_ukernel_f32<Arch, mr, nr>, mr, nr, T::mc, T::kc, kNcDefault};
+  t.gemm_small_m = {T::gemm_small_m, &gemm_small_m_f32<Arch, mr>, kGemmSmallMaxM};
+  t.flash = {T::flash, &flash_pack_queries<Arch>, &flash_attention_block<Arch>,
+             &flash_attention_finish<Arch>, flash_tile_shape<Arch>()};
+  t.softmax = {T::softmax, &causal_softmax_rows<Arch>, &exp_f32<Arch>};
+  t.decode = {T::decode, &decode_attention_row<Arch>};
   return t;
 }
 
+constexpr int kIsaSlots = 4;  // simdattn::Isa's enumerators
+
 struct Tables {
-  KernelTable table[4];
-  bool usable[4] = {};
+  KernelTable table[kIsaSlots];
+  bool usable[kIsaSlots] = {};
   Tables() {
-    for (Isa isa : {Isa::sse2, Isa::avx2, Isa::avx512, Isa::neon}) {
-      const int i = static_cast<int>(isa);
-      usable[i] = isa_usable(isa);
-      if (usable[i]) table[i] = make_table(isa);
-    }
+    // Only ISAs this CPU runs get a table; flash_tile_shape<Arch>() is the one call into an
+    // ISA's object made here, so it must stay behind isa_usable().
+#define SIMDATTN_FILL_TABLE(ISA, ARCH)                       \
+  if (isa_usable(Isa::ISA)) {                                \
+    table[static_cast<int>(Isa::ISA)] = make_table<ARCH>(); \
+    usable[static_cast<int>(Isa::ISA)] = true;               \
+  }
+    SIMDATTN_FOR_EACH_COMPILED_ISA(SIMDATTN_FILL_TABLE)
+#undef SIMDATTN_FILL_TABLE
   }
 };
 
@@ -98,7 +126,7 @@ const Tables& tables() {
 const KernelTable& kernels_for(Isa isa) {
   const Tables& t = tables();
   const int i = static_cast<int>(isa);
-  if (i < 0 || i > 3 || !t.usable[i])
+  if (i < 0 || i >= kIsaSlots || !t.usable[i])
     fail(ErrorCode::unsupported, "kernels_for: ISA '", isa_name(isa), "' is not usable here");
   return t.table[i];
 }
@@ -109,7 +137,7 @@ std::vector<GemmMicrokernel> gemm_ukernel_variants(Isa isa) {
   std::vector<GemmMicrokernel> out{kernels_for(isa).gemm};
 #if defined(SIMDATTN_COMPILED_AVX2)
   if (isa == Isa::avx2)
-    out.push_back({"f32_gemm_3x32__avx2", &gemm_ukernel_f32<GemmArchAvx2, 3, 32>, 3, 32, 96,
+    out.push_back({"f32_gemm_3x32__avx2", &gemm_ukernel_f32<ArchAvx2, 3, 32>, 3, 32, 96,
                    256, kNcDefault});
 #endif
   return out;

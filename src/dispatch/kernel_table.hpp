@@ -1,15 +1,20 @@
-// src/dispatch/kernel_table.hpp — the kernels of one ISA, resolved once: each kernel pointer
-// travels with its tile sizes and blocking, so drivers talk only to this table, never to an ISA.
+// src/dispatch/kernel_table.hpp — every kernel of one ISA, resolved once into one table: each
+// kernel pointer travels with its tile sizes and blocking, so drivers talk only to this table,
+// never to an ISA. There is one table per usable ISA, filled in kernel_table.cpp from a traits
+// block per ISA; nothing else in the library names an ISA's kernels.
 //
-// Adding a kernel family (softmax, attention blocks, ...): declare its function-pointer type next
-// to its kernels (src/kernels/<family>_*.hpp), add a struct {name, fn, tile sizes} member below,
-// and fill it per ISA in kernel_table.cpp. Nothing else changes.
+// Adding a kernel family: declare its function-pointer type next to its kernels
+// (src/kernels/<family>*.hpp), add a {name, fn, tile} struct member below, and fill it in
+// make_table(). Adding a storage type (f16, q8_0, ...) adds entries indexed by that type to the
+// families that read it, in the same table.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "kernels/attention_params.hpp"
 #include "kernels/gemm_params.hpp"
+#include "kernels/softmax_params.hpp"
 #include "simdattn/runtime.hpp"
 
 namespace simdattn::detail {
@@ -22,21 +27,45 @@ struct GemmMicrokernel {
   int nr = 0;                  ///< columns of the register tile (a multiple of the panel width)
   std::int64_t mc = 0;         ///< rows of A packed per block (multiple of mr): the L2 block
   std::int64_t kc = 0;         ///< depth per block (which cache each block targets: kernel_table.cpp)
-  std::int64_t nc = 0;         ///< columns per task block (multiple of nr): the L3 block of B
+  std::int64_t nc = 0;         ///< columns per task block (at most; whole nr tiles): the L3 block of B
 };
 
-/// The small-M (decode) kernel: no packing of A, prepacked B streamed once.
+/// The small-M (decode) GEMM kernel: no packing of A, prepacked B streamed once.
 struct GemmSmallMKernel {
   const char* name = nullptr;
   GemmSmallMFn fn = nullptr;
   int max_m = 0;  ///< m <= max_m takes this path
 };
 
+/// The flash-attention kernels (pack the query block, one key-block step, finish).
+struct FlashKernels {
+  const char* name = nullptr;  ///< "f32_flash_attention_4x24__avx2": keys x queries per tile
+  FlashPackFn pack = nullptr;
+  FlashBlockFn block = nullptr;
+  FlashFinishFn finish = nullptr;
+  FlashTileShape tile;
+};
+
+/// The row softmax of the public causal_softmax and the book's modules, and the exp it uses.
+struct SoftmaxKernels {
+  const char* name = nullptr;  ///< "f32_causal_softmax_rows__avx2"
+  CausalSoftmaxRowsFn rows = nullptr;
+  ExpF32Fn exp = nullptr;
+};
+
+/// The one-query attention kernel of KV-cache decode steps (vectorised along head_dim).
+struct DecodeKernel {
+  const char* name = nullptr;  ///< "f32_decode_attention_row__avx2"
+  DecodeRowFn row = nullptr;
+};
+
 struct KernelTable {
   Isa isa = Isa::sse2;
   GemmMicrokernel gemm;
   GemmSmallMKernel gemm_small_m;
-  // Later: softmax and attention kernels, each as a struct like the two above.
+  FlashKernels flash;
+  SoftmaxKernels softmax;
+  DecodeKernel decode;
 };
 
 /// The table of the active ISA (simdattn::active_isa()); cheap enough to call per operation.

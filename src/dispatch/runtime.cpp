@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/validate.hpp"
+#include "kernels/isa_list.hpp"
 #include "simdattn/error.hpp"
 
 namespace simdattn {
@@ -21,32 +22,10 @@ namespace {
 constexpr Isa kAllIsas[] = {Isa::avx512, Isa::avx2, Isa::sse2, Isa::neon};  // best first
 
 bool isa_compiled(Isa isa) noexcept {
-  switch (isa) {
-    case Isa::sse2:
-#if defined(SIMDATTN_COMPILED_SSE2)
-      return true;
-#else
-      return false;
-#endif
-    case Isa::avx2:
-#if defined(SIMDATTN_COMPILED_AVX2)
-      return true;
-#else
-      return false;
-#endif
-    case Isa::avx512:
-#if defined(SIMDATTN_COMPILED_AVX512)
-      return true;
-#else
-      return false;
-#endif
-    case Isa::neon:
-#if defined(SIMDATTN_COMPILED_NEON64)
-      return true;
-#else
-      return false;
-#endif
-  }
+#define SIMDATTN_COMPILED_CASE(ISA, ARCH) \
+  if (isa == Isa::ISA) return true;
+  SIMDATTN_FOR_EACH_COMPILED_ISA(SIMDATTN_COMPILED_CASE)
+#undef SIMDATTN_COMPILED_CASE
   return false;
 }
 

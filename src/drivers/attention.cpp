@@ -74,14 +74,14 @@ void attention_with_weights(const float* q, const float* k, const float* v, std:
 }  // namespace
 
 struct FastAttention::State {
-  AttentionSpec spec;
+  AttentionDesc spec;
   PackedMatrix wqkv;          ///< op(B) = [Wq; Wk; Wv]ᵀ: d_in x 3*inner
   std::vector<float> bqkv;    ///< [bq | bk | bv], empty without qkv_bias
   PackedMatrix wo;            ///< op(B) = Woᵀ: inner x inner, empty without out_proj
   std::vector<float> bo;
 };
 
-FastAttention::FastAttention(const AttentionSpec& spec, const AttentionWeights& weights)
+FastAttention::FastAttention(const AttentionDesc& spec, const AttentionWeights& weights)
     : state_(std::make_unique<State>()) {
   State& st = *state_;
   st.spec = spec;
@@ -110,7 +110,7 @@ FastAttention::~FastAttention() = default;
 void FastAttention::forward(const float* x, std::int64_t batch, std::int64_t tokens, float* y,
                             const DropoutParams& dropout, float* attn_weights) const {
   const State& st = *state_;
-  const AttentionSpec& spec = st.spec;
+  const AttentionDesc& spec = st.spec;
   const std::int64_t inner = spec.inner_dim(), hd = spec.head_dim, n3 = 3 * inner;
   const std::int64_t m = batch * tokens;
   if (attn_weights != nullptr && spec.num_heads != 1)
@@ -184,7 +184,7 @@ void FastAttention::forward_cached(const float* x, std::int64_t batch, std::int6
                                    float* y, const DropoutParams& dropout,
                                    const KVRing& cache) const {
   const State& st = *state_;
-  const AttentionSpec& spec = st.spec;
+  const AttentionDesc& spec = st.spec;
   const std::int64_t inner = spec.inner_dim(), hd = spec.head_dim, n3 = 3 * inner;
   const std::int64_t heads = spec.num_heads, m = batch * tokens, held = cache.length;
 

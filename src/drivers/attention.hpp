@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "common/attention_desc.hpp"
 #include "common/dropout.hpp"
-#include "modules/attention_core.hpp"
 #include "common/kv_ring.hpp"
 
 namespace simdattn::detail {
@@ -15,7 +15,7 @@ class FastAttention {
  public:
   /// Packs the weights (QKV into one [3*inner, d_in] PackedMatrix, out_proj apart). Validation
   /// is done by the caller.
-  FastAttention(const AttentionSpec& spec, const AttentionWeights& weights);
+  FastAttention(const AttentionDesc& spec, const AttentionWeights& weights);
   ~FastAttention();
 
   /// x [B, T, d_in] -> y [B, T, output_dim]. attn_weights, when non-null (single head only),

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cassert>
 
-#include "dispatch/decode_kernels.hpp"
+#include "dispatch/kernel_table.hpp"
 #include "drivers/parallel.hpp"
 #include "drivers/scratch.hpp"
 
@@ -24,7 +24,7 @@ float* decode_scratch(std::int64_t n) {
 
 void decode_attention(const FlashProblem& p) {
   assert(p.k_row_stride == p.v_row_stride && "the cache holds K and V rows alike");
-  const DecodeRowFn kernel = decode_row_kernel(active_isa());
+  const DecodeRowFn kernel = kernels().decode.row;
   const float keep_scale = static_cast<float>(p.dropout.keep_scale());
   parallel_for_blocks(p.batch * p.heads, [&](std::int64_t task) {
     const std::int64_t b = task / p.heads, h = task % p.heads;

@@ -39,7 +39,7 @@
 #include <cstring>
 #include <limits>
 
-#include "dispatch/attention_kernels.hpp"
+#include "dispatch/kernel_table.hpp"
 #include "drivers/parallel.hpp"
 #include "drivers/scratch.hpp"
 #include "simdattn/runtime.hpp"
@@ -261,7 +261,7 @@ void propagate_masked_nonfinite(const FlashProblem& p) {
 void flash_attention(const FlashProblem& p) {
   assert(p.batch >= 1 && p.heads >= 1 && p.q_len >= 1 && p.kv_len >= 1 && p.head_dim >= 1);
   assert(p.q && p.k && p.v && p.out);
-  const FlashKernels& fk = attention_kernels().flash;
+  const FlashKernels& fk = kernels().flash;
   Blocking bl;
   bl.nr = fk.tile.query_tile;
   bl.block_k = round_up(kKeyBlock, fk.tile.key_tile);

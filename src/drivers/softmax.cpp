@@ -2,14 +2,14 @@
 // library's threads. Rows are independent, so any split gives the same bits.
 #include "drivers/softmax.hpp"
 
-#include "dispatch/attention_kernels.hpp"
+#include "dispatch/kernel_table.hpp"
 #include "drivers/parallel.hpp"
 
 namespace simdattn::detail {
 
 void causal_softmax_fast(float* scores, std::int64_t rows, std::int64_t cols, std::int64_t ld,
                          float scale, std::int64_t offset, bool causal) {
-  const CausalSoftmaxRowsFn kernel = attention_kernels().softmax.rows;
+  const CausalSoftmaxRowsFn kernel = kernels().softmax.rows;
   // ~64K elements per chunk: large enough to amortise a task (~microseconds), small enough
   // that a [T, T] matrix of a few hundred rows still spreads over the threads.
   constexpr std::int64_t kChunkElements = 1 << 16;

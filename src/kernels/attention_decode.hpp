@@ -11,31 +11,12 @@
 
 #include <cstdint>
 
-#include "kernels/attention_flash.hpp"  // the per-ISA Arch aliases
+#include "kernels/attention_params.hpp"
+#include "kernels/isa_list.hpp"
 
 namespace simdattn::detail {
 
-/// softmax(scale q·K[0..keys)ᵀ) · V[0..keys) for ONE query. Key row j is at k + j * kv_stride
-/// for j < split, and at k_wrap + (j - split) * kv_stride after (a KV cache's ring wraps
-/// around; likewise v). keep (nullable) multiplies each normalised weight (inverted dropout: 0
-/// or 1/(1-p)). As the reference: a NaN score makes the row NaN; an all -inf row weights
-/// nothing.
-struct DecodeRowArgs {
-  const float* q = nullptr;
-  const float* k = nullptr;
-  const float* v = nullptr;
-  const float* k_wrap = nullptr;
-  const float* v_wrap = nullptr;
-  std::int64_t split = 0;  ///< keys before the wrap (== keys when there is none)
-  std::int64_t kv_stride = 0;
-  std::int64_t keys = 0;  ///< >= 1
-  std::int64_t head_dim = 0;
-  float scale = 1.0f;
-  const float* keep = nullptr;
-  float* scores = nullptr;  ///< scratch of >= keys floats
-  float* out = nullptr;     ///< head_dim floats
-};
-using DecodeRowFn = void (*)(const DecodeRowArgs&);
+// DecodeRowArgs and DecodeRowFn (the calling convention) are in attention_params.hpp.
 
 /// f32_decode_attention_row__<arch>
 template <class Arch>
@@ -44,17 +25,8 @@ void decode_attention_row(const DecodeRowArgs& args);
 #define SIMDATTN_DECODE_INSTANTIATIONS(PREFIX, ARCH) \
   PREFIX void decode_attention_row<ARCH>(const DecodeRowArgs&);
 
-#if defined(SIMDATTN_COMPILED_SSE2)
-SIMDATTN_DECODE_INSTANTIATIONS(extern template, FlashArchSse2)
-#endif
-#if defined(SIMDATTN_COMPILED_AVX2)
-SIMDATTN_DECODE_INSTANTIATIONS(extern template, FlashArchAvx2)
-#endif
-#if defined(SIMDATTN_COMPILED_AVX512)
-SIMDATTN_DECODE_INSTANTIATIONS(extern template, FlashArchAvx512)
-#endif
-#if defined(SIMDATTN_COMPILED_NEON64)
-SIMDATTN_DECODE_INSTANTIATIONS(extern template, FlashArchNeon64)
-#endif
+#define SIMDATTN_DECODE_EXTERN(isa, ARCH) SIMDATTN_DECODE_INSTANTIATIONS(extern template, ARCH)
+SIMDATTN_FOR_EACH_COMPILED_ISA(SIMDATTN_DECODE_EXTERN)
+#undef SIMDATTN_DECODE_EXTERN
 
 }  // namespace simdattn::detail

@@ -6,17 +6,10 @@
 
 #include <cstdint>
 
-#include <xsimd/xsimd.hpp>
-
 #include "kernels/attention_params.hpp"
+#include "kernels/isa_list.hpp"
 
 namespace simdattn::detail {
-
-/// The xsimd architecture each ISA's attention kernels are instantiated for (the same ones as
-/// the GEMM's, see gemm_ukernel.hpp).
-using FlashArchSse2 = xsimd::sse2;
-using FlashArchAvx2 = xsimd::fma3<xsimd::avx2>;
-using FlashArchAvx512 = xsimd::avx512bw;
 
 /// Register tile of the flash kernels: MR keys (or head-dim rows) x NV vectors of queries.
 /// 4 x 3 vectors = 12 accumulators + 3 query vectors + 1 broadcast = 16 registers: exactly the
@@ -46,18 +39,8 @@ FlashTileShape flash_tile_shape();
   PREFIX void flash_attention_finish<ARCH>(const FlashFinishArgs&);      \
   PREFIX FlashTileShape flash_tile_shape<ARCH>();
 
-#if defined(SIMDATTN_COMPILED_SSE2)
-SIMDATTN_FLASH_INSTANTIATIONS(extern template, FlashArchSse2)
-#endif
-#if defined(SIMDATTN_COMPILED_AVX2)
-SIMDATTN_FLASH_INSTANTIATIONS(extern template, FlashArchAvx2)
-#endif
-#if defined(SIMDATTN_COMPILED_AVX512)
-SIMDATTN_FLASH_INSTANTIATIONS(extern template, FlashArchAvx512)
-#endif
-#if defined(SIMDATTN_COMPILED_NEON64)
-using FlashArchNeon64 = xsimd::neon64;
-SIMDATTN_FLASH_INSTANTIATIONS(extern template, FlashArchNeon64)
-#endif
+#define SIMDATTN_FLASH_EXTERN(isa, ARCH) SIMDATTN_FLASH_INSTANTIATIONS(extern template, ARCH)
+SIMDATTN_FOR_EACH_COMPILED_ISA(SIMDATTN_FLASH_EXTERN)
+#undef SIMDATTN_FLASH_EXTERN
 
 }  // namespace simdattn::detail

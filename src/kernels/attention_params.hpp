@@ -89,4 +89,26 @@ using FlashPackFn = void (*)(const FlashPackArgs& args);
 using FlashBlockFn = void (*)(const FlashBlockArgs& args);
 using FlashFinishFn = void (*)(const FlashFinishArgs& args);
 
+/// The decode kernel (src/kernels/attention_decode.hpp): softmax(scale q·K[0..keys)ᵀ) ·
+/// V[0..keys) for ONE query. Key row j is at k + j * kv_stride for j < split, and at k_wrap + (j - split) * kv_stride after (a KV cache's ring wraps
+/// around; likewise v). keep (nullable) multiplies each normalised weight (inverted dropout: 0
+/// or 1/(1-p)). As the reference: a NaN score makes the row NaN; an all -inf row weights
+/// nothing.
+struct DecodeRowArgs {
+  const float* q = nullptr;
+  const float* k = nullptr;
+  const float* v = nullptr;
+  const float* k_wrap = nullptr;
+  const float* v_wrap = nullptr;
+  std::int64_t split = 0;  ///< keys before the wrap (== keys when there is none)
+  std::int64_t kv_stride = 0;
+  std::int64_t keys = 0;  ///< >= 1
+  std::int64_t head_dim = 0;
+  float scale = 1.0f;
+  const float* keep = nullptr;
+  float* scores = nullptr;  ///< scratch of >= keys floats
+  float* out = nullptr;     ///< head_dim floats
+};
+using DecodeRowFn = void (*)(const DecodeRowArgs&);
+
 }  // namespace simdattn::detail

@@ -6,16 +6,10 @@
 
 #include <cstdint>
 
-#include <xsimd/xsimd.hpp>
-
 #include "kernels/gemm_params.hpp"
+#include "kernels/isa_list.hpp"
 
 namespace simdattn::detail {
-
-/// The xsimd architecture each ISA's kernels are instantiated for.
-using GemmArchSse2 = xsimd::sse2;
-using GemmArchAvx2 = xsimd::fma3<xsimd::avx2>;
-using GemmArchAvx512 = xsimd::avx512bw;
 
 // Register tiles (MR x NR). NR is a multiple of kGemmPanelWidth so every ISA reads the same
 // packed B; the tile is chosen so accumulators + B vectors + one broadcast fit the register file:
@@ -24,10 +18,18 @@ using GemmArchAvx512 = xsimd::avx512bw;
 //           independent FMA chains cover Zen 3's 2 pipes x 4-cycle latency (>= 8 needed).
 //   avx512 14 x 32: 28 zmm accumulators + 2 B + 1 broadcast = 31 of 32; 32 columns = 2 panels.
 //   neon64  6 x 16: 24 q accumulators + 4 B + 1 broadcast = 29 of 32.
-inline constexpr int kGemmMrSse2 = 3, kGemmNrSse2 = 16;
-inline constexpr int kGemmMrAvx2 = 6, kGemmNrAvx2 = 16;
-inline constexpr int kGemmMrAvx512 = 14, kGemmNrAvx512 = 32;
-inline constexpr int kGemmMrNeon64 = 6, kGemmNrNeon64 = 16;
+template <class Arch>
+struct GemmTile;
+template <>
+struct GemmTile<ArchSse2> { static constexpr int mr = 3, nr = 16; };
+template <>
+struct GemmTile<ArchAvx2> { static constexpr int mr = 6, nr = 16; };
+template <>
+struct GemmTile<ArchAvx512> { static constexpr int mr = 14, nr = 32; };
+#if defined(SIMDATTN_COMPILED_NEON64)
+template <>
+struct GemmTile<ArchNeon64> { static constexpr int mr = 6, nr = 16; };
+#endif
 /// Largest m the small-M (decode) kernels accept; above it the packed, blocked path wins.
 inline constexpr int kGemmSmallMaxM = 8;
 
@@ -44,9 +46,10 @@ void gemm_small_m_f32(std::int64_t m, std::int64_t k, const float* a, std::int64
                       const float* b_packed, std::int64_t b_panel_stride, std::int64_t n,
                       float* c, std::int64_t ldc, const GemmEpilogue& epilogue);
 
-// The instantiations that exist, one block per ISA translation unit. The 3x32 AVX2 tile is a
-// test-only variant: it exercises the two-panel (NR = 2 x panel width) path of the AVX-512
-// kernel on machines without AVX-512.
+// The instantiations that exist: SIMDATTN_GEMM_INSTANTIATIONS(extern template, Arch) here for
+// every compiled ISA, SIMDATTN_GEMM_INSTANTIATIONS(template, Arch) in src/kernels/isa/gemm_<isa>.cpp.
+// The 3x32 AVX2 tile is a test-only variant: it exercises the two-panel (NR = 2 x panel width)
+// path of the AVX-512 kernel on machines without AVX-512.
 #define SIMDATTN_GEMM_UKERNEL_SIG(ARCH, MR, NR)                                                  \
   void gemm_ukernel_f32<ARCH, MR, NR>(std::int64_t, const float*, const float*, std::int64_t, \
                                       float*, std::int64_t, std::int64_t, std::int64_t,         \
@@ -55,24 +58,14 @@ void gemm_small_m_f32(std::int64_t m, std::int64_t k, const float* a, std::int64
   void gemm_small_m_f32<ARCH, MR>(std::int64_t, std::int64_t, const float*, std::int64_t,     \
                                   const float*, std::int64_t, std::int64_t, float*,           \
                                   std::int64_t, const GemmEpilogue&)
-
-#if defined(SIMDATTN_COMPILED_SSE2)
-extern template SIMDATTN_GEMM_UKERNEL_SIG(GemmArchSse2, kGemmMrSse2, kGemmNrSse2);
-extern template SIMDATTN_GEMM_SMALLM_SIG(GemmArchSse2, kGemmMrSse2);
-#endif
+#define SIMDATTN_GEMM_INSTANTIATIONS(PREFIX, ARCH)                                   \
+  PREFIX SIMDATTN_GEMM_UKERNEL_SIG(ARCH, GemmTile<ARCH>::mr, GemmTile<ARCH>::nr); \
+  PREFIX SIMDATTN_GEMM_SMALLM_SIG(ARCH, GemmTile<ARCH>::mr);
+#define SIMDATTN_GEMM_EXTERN(isa, ARCH) SIMDATTN_GEMM_INSTANTIATIONS(extern template, ARCH)
+SIMDATTN_FOR_EACH_COMPILED_ISA(SIMDATTN_GEMM_EXTERN)
+#undef SIMDATTN_GEMM_EXTERN
 #if defined(SIMDATTN_COMPILED_AVX2)
-extern template SIMDATTN_GEMM_UKERNEL_SIG(GemmArchAvx2, kGemmMrAvx2, kGemmNrAvx2);
-extern template SIMDATTN_GEMM_UKERNEL_SIG(GemmArchAvx2, 3, 32);
-extern template SIMDATTN_GEMM_SMALLM_SIG(GemmArchAvx2, kGemmMrAvx2);
-#endif
-#if defined(SIMDATTN_COMPILED_AVX512)
-extern template SIMDATTN_GEMM_UKERNEL_SIG(GemmArchAvx512, kGemmMrAvx512, kGemmNrAvx512);
-extern template SIMDATTN_GEMM_SMALLM_SIG(GemmArchAvx512, kGemmMrAvx512);
-#endif
-#if defined(SIMDATTN_COMPILED_NEON64)
-using GemmArchNeon64 = xsimd::neon64;
-extern template SIMDATTN_GEMM_UKERNEL_SIG(GemmArchNeon64, kGemmMrNeon64, kGemmNrNeon64);
-extern template SIMDATTN_GEMM_SMALLM_SIG(GemmArchNeon64, kGemmMrNeon64);
+extern template SIMDATTN_GEMM_UKERNEL_SIG(ArchAvx2, 3, 32);
 #endif
 
 }  // namespace simdattn::detail

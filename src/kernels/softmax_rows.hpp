@@ -7,7 +7,7 @@
 
 #include <xsimd/xsimd.hpp>
 
-#include "kernels/attention_flash.hpp"  // the FlashArch* aliases: one xsimd arch per ISA
+#include "kernels/isa_list.hpp"
 #include "kernels/softmax_params.hpp"
 
 namespace simdattn::detail {
@@ -25,17 +25,8 @@ void exp_f32(const float* x, float* y, std::int64_t n);
                                         float, std::int64_t, bool);                         \
   PREFIX void exp_f32<ARCH>(const float*, float*, std::int64_t);
 
-#if defined(SIMDATTN_COMPILED_SSE2)
-SIMDATTN_SOFTMAX_INSTANTIATIONS(extern template, FlashArchSse2)
-#endif
-#if defined(SIMDATTN_COMPILED_AVX2)
-SIMDATTN_SOFTMAX_INSTANTIATIONS(extern template, FlashArchAvx2)
-#endif
-#if defined(SIMDATTN_COMPILED_AVX512)
-SIMDATTN_SOFTMAX_INSTANTIATIONS(extern template, FlashArchAvx512)
-#endif
-#if defined(SIMDATTN_COMPILED_NEON64)
-SIMDATTN_SOFTMAX_INSTANTIATIONS(extern template, FlashArchNeon64)
-#endif
+#define SIMDATTN_SOFTMAX_EXTERN(isa, ARCH) SIMDATTN_SOFTMAX_INSTANTIATIONS(extern template, ARCH)
+SIMDATTN_FOR_EACH_COMPILED_ISA(SIMDATTN_SOFTMAX_EXTERN)
+#undef SIMDATTN_SOFTMAX_EXTERN
 
 }  // namespace simdattn::detail

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/attention_desc.hpp"
 #include "common/dropout.hpp"
 
 namespace simdattn::detail {
@@ -22,30 +23,13 @@ enum class WeightNaming {
   wrapper,  ///< heads.{i}.W_query.weight [d_out, d_in] (+ bias)
 };
 
-struct AttentionSpec {
-  std::string module_name;     ///< "CausalAttention", ... (prefix of error messages)
-  std::int64_t d_in = 0;
-  std::int64_t num_heads = 1;
-  std::int64_t head_dim = 0;
-  std::int64_t context_length = 0;  ///< 0: no limit (unmasked modules)
-  double dropout = 0.0;
-  bool qkv_bias = false;
-  bool causal = false;
-  bool out_proj = false;
+/// The layer's descriptor (common/attention_desc.hpp) plus what only the modules need.
+struct AttentionSpec : AttentionDesc {
   WeightNaming naming = WeightNaming::linear;
-
-  std::int64_t inner_dim() const noexcept { return num_heads * head_dim; }  ///< heads side by side
-  std::int64_t output_dim() const noexcept { return inner_dim(); }
 };
 
-/// Weights in one canonical layout whatever the naming: nn.Linear [inner, d_in], heads stacked
-/// along the rows (head h owns rows h*head_dim .. (h+1)*head_dim-1). v1 weights are transposed
-/// on load.
-struct AttentionWeights {
-  std::vector<float> wq, wk, wv;  ///< [inner, d_in]
-  std::vector<float> bq, bk, bv;  ///< [inner], empty without qkv_bias
-  std::vector<float> wo, bo;      ///< [inner, inner], [inner]; empty without out_proj
-};
+// AttentionWeights (common/attention_desc.hpp): one canonical layout whatever the naming; v1
+// weights are transposed on load.
 
 class FastAttention;  // src/drivers/attention.hpp
 
@@ -69,15 +53,5 @@ class AttentionCore {
   AttentionWeights weights_;
   std::unique_ptr<FastAttention> fast_;
 };
-
-/// Book §3.3 on the reference path: x [B, T, d] -> y [B, T, d], scores X·Xᵀ unscaled and
-/// unmasked, the book's naive exp/sum softmax (float exps, so it overflows above ~88 as the book
-/// does) or the max-subtracted one in double; attn_weights (nullable) receives [B, T, T].
-/// Defined in src/reference/attention_reference.cpp beside attention_forward_reference; declared
-/// in this header, which both the modules and the reference include. Arguments are already
-/// validated.
-void simple_attention_reference(const float* x, std::int64_t batch, std::int64_t tokens,
-                                std::int64_t dim, float* y, float* attn_weights,
-                                bool naive_softmax);
 
 }  // namespace simdattn::detail

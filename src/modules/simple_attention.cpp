@@ -7,6 +7,7 @@
 #include "common/validate.hpp"
 #include "drivers/attention.hpp"
 #include "modules/attention_core.hpp"
+#include "reference/attention_reference.hpp"
 #include "simdattn/attention.hpp"
 
 namespace simdattn {

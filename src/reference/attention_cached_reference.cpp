@@ -15,7 +15,7 @@ std::size_t at(std::int64_t row, std::int64_t cols, std::int64_t col) {
 
 }  // namespace
 
-void attention_forward_reference_cached(const AttentionSpec& spec, const AttentionWeights& weights,
+void attention_forward_reference_cached(const AttentionDesc& spec, const AttentionWeights& weights,
                                         const float* x, std::int64_t batch, std::int64_t tokens,
                                         float* y, const DropoutParams& dropout,
                                         const KVRing& cache) {

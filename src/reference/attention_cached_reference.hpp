@@ -4,7 +4,7 @@
 #include <cstdint>
 
 #include "common/dropout.hpp"
-#include "modules/attention_core.hpp"
+#include "common/attention_desc.hpp"
 #include "common/kv_ring.hpp"
 
 namespace simdattn::detail {
@@ -14,7 +14,7 @@ namespace simdattn::detail {
 /// i attends to logical slots [0, cache.length + i], and to nothing else: a hidden token's NaN
 /// or Inf never reaches it. The caller has made room for T tokens and commits after.
 /// y [B, T, output_dim]. Arguments are already validated.
-void attention_forward_reference_cached(const AttentionSpec& spec, const AttentionWeights& weights,
+void attention_forward_reference_cached(const AttentionDesc& spec, const AttentionWeights& weights,
                                         const float* x, std::int64_t batch, std::int64_t tokens,
                                         float* y, const DropoutParams& dropout,
                                         const KVRing& cache);

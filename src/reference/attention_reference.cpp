@@ -77,7 +77,7 @@ void softmax_naive(double* row, std::int64_t n) {
 
 }  // namespace
 
-void attention_forward_reference(const AttentionSpec& spec, const AttentionWeights& weights,
+void attention_forward_reference(const AttentionDesc& spec, const AttentionWeights& weights,
                                  const float* x, std::int64_t batch, std::int64_t tokens, float* y,
                                  const DropoutParams& dropout, float* attn_weights) {
   const std::int64_t d_in = spec.d_in, hd = spec.head_dim, inner = spec.inner_dim();

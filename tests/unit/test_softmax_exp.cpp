@@ -9,7 +9,7 @@
 #include <limits>
 #include <vector>
 
-#include "dispatch/attention_kernels.hpp"
+#include "dispatch/kernel_table.hpp"
 #include "simdattn/runtime.hpp"
 
 namespace {
@@ -47,7 +47,7 @@ Measured measure(simdattn::detail::ExpF32Fn fn, float lo, float hi, std::int64_t
 
 TEST(SoftmaxExp, WithinTwoUlpOverTheSoftmaxRange) {
   for (Isa isa : simdattn::usable_isas()) {
-    const auto fn = simdattn::detail::attention_kernels_for(isa).softmax.exp;
+    const auto fn = simdattn::detail::kernels_for(isa).softmax.exp;
     // exp(-87.33) is FLT_MIN: below it results are subnormal and the kernel may flush them.
     const Measured neg = measure(fn, -87.3f, 0.0f, 2000003);
     const Measured small = measure(fn, -1.0f, 1.0f, 200003);
@@ -66,7 +66,7 @@ TEST(SoftmaxExp, SpecialValuesAndFlushToZero) {
   const float inf = std::numeric_limits<float>::infinity();
   const float nan = std::numeric_limits<float>::quiet_NaN();
   for (Isa isa : simdattn::usable_isas()) {
-    const auto fn = simdattn::detail::attention_kernels_for(isa).softmax.exp;
+    const auto fn = simdattn::detail::kernels_for(isa).softmax.exp;
     const std::vector<float> x = {0.0f, -0.0f, -inf, 1e-7f, nan, -1e-7f, -88.0f, -104.0f, -1e30f};
     std::vector<float> y(x.size());
     fn(x.data(), y.data(), static_cast<std::int64_t>(x.size()));

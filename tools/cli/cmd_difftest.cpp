@@ -28,7 +28,7 @@
 #include "common.hpp"
 #include "common/dropout.hpp"
 #include "difftest_oracle.hpp"
-#include "dispatch/attention_kernels.hpp"
+#include "dispatch/kernel_table.hpp"
 #include "modules/attention_core.hpp"
 #include "simdattn/simdattn.hpp"
 
@@ -353,7 +353,7 @@ std::vector<float> run_case(const Case& c, const AttentionModule* module, const 
       for (std::int64_t i = 0; i < c.cols; ++i)
         out[static_cast<std::size_t>(i)] = static_cast<float>(std::exp(double(x[i])));
     else
-      detail::attention_kernels().softmax.exp(x.data(), out.data(), c.cols);
+      detail::kernels().softmax.exp(x.data(), out.data(), c.cols);
     return out;
   }
   if (c.softmax) {

@@ -1,7 +1,9 @@
-// src/kernels/isa/attention_sse2.cpp — SSE2 (baseline x86-64 flags) instantiations of the flash-attention kernels.
-// Explicit instantiations only: see attention_flash_impl.hpp and softmax_simd.hpp for why.
+// src/kernels/isa/attention_sse2.cpp — SSE2 (baseline x86-64) instantiations of the f32 flash-attention kernels.
+// Explicit instantiations only (see attention_flash_impl.hpp for why): this object is partially linked
+// with the ISA's other objects and everything but the simdattn::detail kernels made local
+// (src/CMakeLists.txt), so no inline function compiled here can stand in for another ISA's.
 #include "kernels/attention_flash_impl.hpp"
 
 namespace simdattn::detail {
-SIMDATTN_FLASH_INSTANTIATIONS(template, FlashArchSse2)
+SIMDATTN_FLASH_INSTANTIATIONS(template, ArchSse2)
 }  // namespace simdattn::detail

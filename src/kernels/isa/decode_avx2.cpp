@@ -1,7 +1,9 @@
-// src/kernels/isa/decode_avx2.cpp — AVX2+FMA3 (-mavx2 -mfma) instantiation of the decode attention kernel.
-// Explicit instantiations only: see attention_decode_impl.hpp and softmax_simd.hpp for why.
+// src/kernels/isa/decode_avx2.cpp — AVX2+FMA3 (-mavx2 -mfma) instantiations of the f32 decode attention kernels.
+// Explicit instantiations only (see attention_decode_impl.hpp for why): this object is partially linked
+// with the ISA's other objects and everything but the simdattn::detail kernels made local
+// (src/CMakeLists.txt), so no inline function compiled here can stand in for another ISA's.
 #include "kernels/attention_decode_impl.hpp"
 
 namespace simdattn::detail {
-SIMDATTN_DECODE_INSTANTIATIONS(template, FlashArchAvx2)
+SIMDATTN_DECODE_INSTANTIATIONS(template, ArchAvx2)
 }  // namespace simdattn::detail

@@ -1,7 +1,9 @@
-// src/kernels/isa/decode_sse2.cpp — SSE2 (the x86-64 baseline) instantiation of the decode attention kernel.
-// Explicit instantiations only: see attention_decode_impl.hpp and softmax_simd.hpp for why.
+// src/kernels/isa/decode_sse2.cpp — SSE2 (baseline x86-64) instantiations of the f32 decode attention kernels.
+// Explicit instantiations only (see attention_decode_impl.hpp for why): this object is partially linked
+// with the ISA's other objects and everything but the simdattn::detail kernels made local
+// (src/CMakeLists.txt), so no inline function compiled here can stand in for another ISA's.
 #include "kernels/attention_decode_impl.hpp"
 
 namespace simdattn::detail {
-SIMDATTN_DECODE_INSTANTIATIONS(template, FlashArchSse2)
+SIMDATTN_DECODE_INSTANTIATIONS(template, ArchSse2)
 }  // namespace simdattn::detail

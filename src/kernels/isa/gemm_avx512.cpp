@@ -1,8 +1,9 @@
-// src/kernels/isa/gemm_avx512.cpp — AVX-512 (F/CD/DQ/BW/VL) instantiations of the f32 GEMM
-// kernels. Explicit instantiations only: see gemm_ukernel_impl.hpp for why.
+// src/kernels/isa/gemm_avx512.cpp — AVX-512 (-mavx512f -mavx512cd -mavx512dq -mavx512bw -mavx512vl) instantiations of the f32 GEMM kernels.
+// Explicit instantiations only (see gemm_ukernel_impl.hpp for why): this object is partially linked
+// with the ISA's other objects and everything but the simdattn::detail kernels made local
+// (src/CMakeLists.txt), so no inline function compiled here can stand in for another ISA's.
 #include "kernels/gemm_ukernel_impl.hpp"
 
 namespace simdattn::detail {
-template SIMDATTN_GEMM_UKERNEL_SIG(GemmArchAvx512, kGemmMrAvx512, kGemmNrAvx512);
-template SIMDATTN_GEMM_SMALLM_SIG(GemmArchAvx512, kGemmMrAvx512);
+SIMDATTN_GEMM_INSTANTIATIONS(template, ArchAvx512)
 }  // namespace simdattn::detail

@@ -1,8 +1,9 @@
 // src/kernels/isa/gemm_neon64.cpp — AArch64 Advanced SIMD instantiations of the f32 GEMM kernels.
-// Explicit instantiations only: see gemm_ukernel_impl.hpp for why.
+// Explicit instantiations only (see gemm_ukernel_impl.hpp for why): this object is partially linked
+// with the ISA's other objects and everything but the simdattn::detail kernels made local
+// (src/CMakeLists.txt), so no inline function compiled here can stand in for another ISA's.
 #include "kernels/gemm_ukernel_impl.hpp"
 
 namespace simdattn::detail {
-template SIMDATTN_GEMM_UKERNEL_SIG(GemmArchNeon64, kGemmMrNeon64, kGemmNrNeon64);
-template SIMDATTN_GEMM_SMALLM_SIG(GemmArchNeon64, kGemmMrNeon64);
+SIMDATTN_GEMM_INSTANTIATIONS(template, ArchNeon64)
 }  // namespace simdattn::detail

@@ -1,8 +1,9 @@
-// src/kernels/isa/gemm_sse2.cpp — SSE2 instantiations of the f32 GEMM kernels (baseline x86-64).
-// Explicit instantiations only: see gemm_ukernel_impl.hpp for why nothing else may live here.
+// src/kernels/isa/gemm_sse2.cpp — SSE2 (baseline x86-64) instantiations of the f32 GEMM kernels.
+// Explicit instantiations only (see gemm_ukernel_impl.hpp for why): this object is partially linked
+// with the ISA's other objects and everything but the simdattn::detail kernels made local
+// (src/CMakeLists.txt), so no inline function compiled here can stand in for another ISA's.
 #include "kernels/gemm_ukernel_impl.hpp"
 
 namespace simdattn::detail {
-template SIMDATTN_GEMM_UKERNEL_SIG(GemmArchSse2, kGemmMrSse2, kGemmNrSse2);
-template SIMDATTN_GEMM_SMALLM_SIG(GemmArchSse2, kGemmMrSse2);
+SIMDATTN_GEMM_INSTANTIATIONS(template, ArchSse2)
 }  // namespace simdattn::detail

@@ -1,7 +1,9 @@
-// src/kernels/isa/softmax_avx512.cpp — AVX-512 (F/CD/DQ/BW/VL) instantiations of the softmax kernels.
-// Explicit instantiations only: see softmax_rows_impl.hpp and softmax_simd.hpp for why.
+// src/kernels/isa/softmax_avx512.cpp — AVX-512 (-mavx512f -mavx512cd -mavx512dq -mavx512bw -mavx512vl) instantiations of the f32 softmax kernels.
+// Explicit instantiations only (see softmax_rows_impl.hpp for why): this object is partially linked
+// with the ISA's other objects and everything but the simdattn::detail kernels made local
+// (src/CMakeLists.txt), so no inline function compiled here can stand in for another ISA's.
 #include "kernels/softmax_rows_impl.hpp"
 
 namespace simdattn::detail {
-SIMDATTN_SOFTMAX_INSTANTIATIONS(template, FlashArchAvx512)
+SIMDATTN_SOFTMAX_INSTANTIATIONS(template, ArchAvx512)
 }  // namespace simdattn::detail

@@ -1,7 +1,9 @@
-// src/kernels/isa/softmax_sse2.cpp — SSE2 (baseline x86-64 flags) instantiations of the softmax kernels.
-// Explicit instantiations only: see softmax_rows_impl.hpp and softmax_simd.hpp for why.
+// src/kernels/isa/softmax_sse2.cpp — SSE2 (baseline x86-64) instantiations of the f32 softmax kernels.
+// Explicit instantiations only (see softmax_rows_impl.hpp for why): this object is partially linked
+// with the ISA's other objects and everything but the simdattn::detail kernels made local
+// (src/CMakeLists.txt), so no inline function compiled here can stand in for another ISA's.
 #include "kernels/softmax_rows_impl.hpp"
 
 namespace simdattn::detail {
-SIMDATTN_SOFTMAX_INSTANTIATIONS(template, FlashArchSse2)
+SIMDATTN_SOFTMAX_INSTANTIATIONS(template, ArchSse2)
 }  // namespace simdattn::detail

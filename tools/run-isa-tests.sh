@@ -7,8 +7,9 @@
 #   sse2, avx2  native Release build (preset `release`), run natively
 #   neon        cross build (preset `aarch64`, cmake/toolchains/aarch64-linux-gnu.cmake), run
 #               under qemu-aarch64 user mode (which does not model Arm's weaker memory order)
-#   avx512      native Release build, run by tools/avx512-bochs.sh <simdattn_tests> <gtest args>
-#               (an emulator runner kept apart); fails with a message when that script is absent
+#   avx512      native Release build, run natively when this CPU has AVX-512 F/CD/DQ/BW/VL,
+#               else (or with RUN_ISA_TESTS_EMULATE=1) by tools/avx512-bochs.sh <simdattn_tests>
+#               <gtest args> on an emulated Skylake-X
 #
 # One run of simdattn_tests with SIMDATTN_ISA=ISA (the default for every non-parameterised
 # test) and SIMDATTN_REQUIRE_ISAS=ISA (a skipped case of ISA fails: tests/support/
@@ -16,7 +17,8 @@
 # over every usable ISA themselves (ISA-by-ISA checks inside one test) still do so. The last line
 # is exactly `ISA <isa>: N passed, M failed`; the exit status is non-zero on any failure, a crash,
 # a timeout, or when nothing ran. Environment: JOBS (build parallelism, default 2),
-# RUN_ISA_TESTS_TIMEOUT (seconds for the test run, default 3600).
+# RUN_ISA_TESTS_TIMEOUT (seconds for the test run, default 3600), RUN_ISA_TESTS_EMULATE (1: run
+# avx512 under bochs even on an AVX-512 CPU).
 set -uo pipefail
 
 usage() { echo "usage: $0 sse2|avx2|avx512|neon [gtest arguments]" >&2; exit 2; }
@@ -45,7 +47,13 @@ if [[ $isa == neon ]]; then
 else
   preset=release
   runner=()
-  if [[ $isa == avx512 ]]; then
+  native_avx512=1
+  for flag in avx512f avx512cd avx512dq avx512bw avx512vl; do
+    grep -qw "$flag" /proc/cpuinfo 2>/dev/null || native_avx512=0
+  done
+  if [[ $isa == avx512 && $native_avx512 == 1 && ${RUN_ISA_TESTS_EMULATE:-0} != 1 ]]; then
+    echo "run-isa-tests: this CPU has AVX-512: running natively (RUN_ISA_TESTS_EMULATE=1 for bochs)" >&2
+  elif [[ $isa == avx512 ]]; then
     bochs=$root/tools/avx512-bochs.sh
     [[ -x $bochs ]] ||
       die "tools/avx512-bochs.sh not found or not executable: it runs the AVX-512 tests under an emulator (usage: tools/avx512-bochs.sh <simdattn_tests> <gtest args>); on a machine with AVX-512, run build/release/tests/simdattn_tests with SIMDATTN_ISA=avx512 SIMDATTN_REQUIRE_ISAS=avx512 instead"

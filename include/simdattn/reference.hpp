@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "simdattn/export.h"
 #include "simdattn/gemm.hpp"
@@ -14,6 +15,11 @@ SIMDATTN_API void sgemm(Transpose trans_b, std::int64_t m, std::int64_t n, std::
                         float alpha, const float* a, std::int64_t lda, const float* b,
                         std::int64_t ldb, float beta, float* c, std::int64_t ldc,
                         const float* bias = nullptr);
+
+/// op(B) as a PackedMatrix stores it, K x N row-major, each value decoded exactly from its
+/// storage type (for f32: the matrix packed). sgemm on this matrix is the oracle of
+/// sgemm_packed on the stored one. Throws Error(invalid_argument) for an empty matrix.
+SIMDATTN_API std::vector<float> stored_values(const PackedMatrix& b);
 
 /// Row-wise softmax, in place, rows x cols (row stride ld). The naive form is exp(x)/sum(exp),
 /// which overflows for scores above ~88 exactly as the book's softmax_naive does.

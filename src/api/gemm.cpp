@@ -95,21 +95,38 @@ void sgemm(Transpose trans_b, std::int64_t m, std::int64_t n, std::int64_t k, fl
 }
 
 PackedMatrix::PackedMatrix(const float* b, std::int64_t ldb, Transpose trans, std::int64_t k,
-                           std::int64_t n) {
+                           std::int64_t n, DType storage) {
   constexpr const char* who = "PackedMatrix";
   require_positive(who, "k", k);
   require_positive(who, "n", n);
   validate_b(who, trans, k, n, b, ldb);
+  if (storage != DType::f32 && storage != DType::f16 && storage != DType::bf16 &&
+      storage != DType::q8_0)
+    fail_arg(who, ": unknown storage type (", static_cast<int>(storage), ")");
+  if (k % dtype_block(storage) != 0)
+    detail::fail(ErrorCode::unsupported, who, ": ", dtype_name(storage),
+                 " stores blocks of ", dtype_block(storage), " along the reduction dimension; k (",
+                 k, ") is not a multiple of ", dtype_block(storage));
   auto data = std::make_shared<detail::PackedData>();
   // One layout for every ISA (16-wide full-depth panels, see detail::PackedB), so the packing
   // stays valid if set_isa() changes the active ISA later.
-  data->view = detail::pack_b(b, ldb, trans, k, n, detail::kGemmPanelWidth,
-                              detail::kGemmMaxPanelsPerTile, data->storage);
+  if (storage == DType::f32)
+    data->view = detail::pack_b(b, ldb, trans, k, n, detail::kGemmPanelWidth,
+                                detail::kGemmMaxPanelsPerTile, data->storage);
+  else
+    data->view = detail::pack_b_stored(b, ldb, trans, k, n, detail::weight_storage(storage),
+                                       data->storage);
   data_ = std::move(data);
 }
 
 std::int64_t PackedMatrix::k() const noexcept { return data_ ? data_->view.k : 0; }
 std::int64_t PackedMatrix::n() const noexcept { return data_ ? data_->view.n : 0; }
+DType PackedMatrix::storage() const noexcept {
+  return data_ ? static_cast<DType>(data_->view.storage) : DType::f32;
+}
+std::int64_t PackedMatrix::resident_bytes() const noexcept {
+  return data_ ? data_->view.resident_bytes() : 0;
+}
 
 void sgemm_packed(std::int64_t m, float alpha, const float* a, std::int64_t lda,
                   const PackedMatrix& b, float beta, float* c, std::int64_t ldc,

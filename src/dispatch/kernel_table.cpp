@@ -6,6 +6,7 @@
 #include "common/validate.hpp"
 #include "kernels/attention_decode.hpp"
 #include "kernels/attention_flash.hpp"
+#include "kernels/dequant.hpp"
 #include "kernels/gemm_ukernel.hpp"
 #include "kernels/softmax_rows.hpp"
 
@@ -48,6 +49,8 @@ struct IsaTraits<ArchSse2> {
   static constexpr const char* flash = "f32_flash_attention_4x12__sse2";
   static constexpr const char* softmax = "f32_causal_softmax_rows__sse2";
   static constexpr const char* decode = "f32_decode_attention_row__sse2";
+  static constexpr const char* dequant[3] = {"f16_dequant_panels__sse2", "bf16_dequant_panels__sse2",
+                                              "q8_0_dequant_panels__sse2"};
 };
 template <>
 struct IsaTraits<ArchAvx2> {
@@ -58,6 +61,8 @@ struct IsaTraits<ArchAvx2> {
   static constexpr const char* flash = "f32_flash_attention_4x24__avx2";
   static constexpr const char* softmax = "f32_causal_softmax_rows__avx2";
   static constexpr const char* decode = "f32_decode_attention_row__avx2";
+  static constexpr const char* dequant[3] = {"f16_dequant_panels__avx2", "bf16_dequant_panels__avx2",
+                                              "q8_0_dequant_panels__avx2"};
 };
 template <>
 struct IsaTraits<ArchAvx512> {
@@ -68,6 +73,8 @@ struct IsaTraits<ArchAvx512> {
   static constexpr const char* flash = "f32_flash_attention_4x48__avx512";
   static constexpr const char* softmax = "f32_causal_softmax_rows__avx512";
   static constexpr const char* decode = "f32_decode_attention_row__avx512";
+  static constexpr const char* dequant[3] = {"f16_dequant_panels__avx512", "bf16_dequant_panels__avx512",
+                                              "q8_0_dequant_panels__avx512"};
 };
 #if defined(SIMDATTN_COMPILED_NEON64)
 template <>
@@ -79,6 +86,8 @@ struct IsaTraits<ArchNeon64> {
   static constexpr const char* flash = "f32_flash_attention_4x12__neon64";
   static constexpr const char* softmax = "f32_causal_softmax_rows__neon64";
   static constexpr const char* decode = "f32_decode_attention_row__neon64";
+  static constexpr const char* dequant[3] = {"f16_dequant_panels__neon64", "bf16_dequant_panels__neon64",
+                                              "q8_0_dequant_panels__neon64"};
 };
 #endif
 
@@ -95,6 +104,12 @@ KernelTable make_table() {
              &flash_attention_finish<Arch>, flash_tile_shape<Arch>()};
   t.softmax = {T::softmax, &causal_softmax_rows<Arch>, &exp_f32<Arch>};
   t.decode = {T::decode, &decode_attention_row<Arch>};
+  t.dequant[static_cast<int>(WeightStorage::f16)] = {T::dequant[0],
+                                                     &dequant_panels<Arch, WeightStorage::f16>};
+  t.dequant[static_cast<int>(WeightStorage::bf16)] = {T::dequant[1],
+                                                      &dequant_panels<Arch, WeightStorage::bf16>};
+  t.dequant[static_cast<int>(WeightStorage::q8_0)] = {T::dequant[2],
+                                                      &dequant_panels<Arch, WeightStorage::q8_0>};
   return t;
 }
 

@@ -59,10 +59,18 @@ struct DecodeKernel {
   DecodeRowFn row = nullptr;
 };
 
+/// The storage-type axis: the dequantizer of one packed-weight storage type (null for f32,
+/// which the GEMM kernels read directly).
+struct DequantKernel {
+  const char* name = nullptr;  ///< "f16_dequant_panels__avx2"
+  DequantPanelsFn fn = nullptr;
+};
+
 struct KernelTable {
   Isa isa = Isa::sse2;
   GemmMicrokernel gemm;
   GemmSmallMKernel gemm_small_m;
+  DequantKernel dequant[kWeightStorageCount];  ///< indexed by WeightStorage
   FlashKernels flash;
   SoftmaxKernels softmax;
   DecodeKernel decode;

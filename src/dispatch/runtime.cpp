@@ -4,6 +4,10 @@
 
 #include <oneapi/tbb/info.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
@@ -39,7 +43,12 @@ struct CpuFeatures {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     sse2 = __builtin_cpu_supports("sse2");
-    avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    // The avx2 objects are built with -mf16c too (the f16 dequantizer). Every AVX2 CPU has
+    // F16C, but libgcc's detector does not report it (GCC 12 answers 0, clang rejects the
+    // name), so it is read from CPUID leaf 1 (ECX bit 29); the YMM state check above covers it.
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1u << 29)) != 0;
+    avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
     // The avx512 TU is compiled with F, CD, DQ, BW and VL: all five must be present.
     avx512 = avx2_fma && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&

@@ -3,10 +3,15 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <utility>
+#include <vector>
 
+#include "common/half.hpp"
+#include "common/validate.hpp"
 #include "drivers/parallel.hpp"
 
 namespace simdattn::detail {
@@ -27,6 +32,7 @@ constexpr std::int64_t round_up(std::int64_t a, std::int64_t b) { return ceil_di
 // empty and allocates its own instead of clobbering ours.
 thread_local AlignedFloats tls_a_workspace;
 thread_local AlignedFloats tls_b_workspace;
+thread_local AlignedFloats tls_dequant_workspace;  // stored B decoded for the f32 kernels
 
 class BorrowedWorkspace {
  public:
@@ -113,7 +119,8 @@ PackedB PackedB::columns(std::int64_t n0, std::int64_t count) const noexcept {
   assert(n0 % panel_width == 0 && n0 >= 0 && count >= 1 && n0 + count <= n);
   PackedB v = *this;
   const std::int64_t p0 = n0 / panel_width;
-  v.data = data + p0 * panel_stride;
+  if (data != nullptr) v.data = data + p0 * panel_stride;
+  v.bytes = bytes + p0 * panel_bytes;
   v.n = count;
   v.panels = panels - p0;
   return v;
@@ -124,11 +131,12 @@ std::int64_t packed_b_panel_count(std::int64_t n, std::int64_t pw,
   return ceil_div(n, pw) + (max_panels_per_tile - 1);
 }
 
-void pack_b_panels(const float* b, std::int64_t ldb, Transpose trans, std::int64_t k,
-                   std::int64_t n, std::int64_t pw, std::int64_t panel_begin,
-                   std::int64_t panel_end, float* dst) {
-  for (std::int64_t p = panel_begin; p < panel_end; ++p) {
-    float* panel = dst + p * k * pw;
+namespace {
+
+// Panel p of op(B) into `panel` (k x pw floats).
+void pack_b_panel(const float* b, std::int64_t ldb, Transpose trans, std::int64_t k,
+                  std::int64_t n, std::int64_t pw, std::int64_t p, float* panel) {
+  {
     const std::int64_t j0 = p * pw;
     const std::int64_t width = j0 >= n ? 0 : std::min(pw, n - j0);
     if (trans == Transpose::no) {
@@ -156,6 +164,15 @@ void pack_b_panels(const float* b, std::int64_t ldb, Transpose trans, std::int64
   }
 }
 
+}  // namespace
+
+void pack_b_panels(const float* b, std::int64_t ldb, Transpose trans, std::int64_t k,
+                   std::int64_t n, std::int64_t pw, std::int64_t panel_begin,
+                   std::int64_t panel_end, float* dst) {
+  for (std::int64_t p = panel_begin; p < panel_end; ++p)
+    pack_b_panel(b, ldb, trans, k, n, pw, p, dst + p * k * pw);
+}
+
 PackedB pack_b(const float* b, std::int64_t ldb, Transpose trans, std::int64_t k, std::int64_t n,
                std::int64_t pw, std::int64_t max_panels_per_tile, AlignedFloats& storage) {
   PackedB v;
@@ -167,12 +184,98 @@ PackedB pack_b(const float* b, std::int64_t ldb, Transpose trans, std::int64_t k
   storage.ensure(v.panels * v.panel_stride);
   float* dst = storage.data();
   v.data = dst;
+  v.bytes = reinterpret_cast<const unsigned char*>(dst);
+  v.panel_bytes = v.panel_stride * static_cast<std::int64_t>(sizeof(float));
   // Several panels per task: a task of ~64 KiB or more amortises the scheduling.
   const std::int64_t per_task = std::max<std::int64_t>(1, ceil_div(16384, k * pw));
   parallel_for_blocks(ceil_div(v.panels, per_task), [&](std::int64_t t) {
     const std::int64_t p0 = t * per_task;
     pack_b_panels(b, ldb, trans, k, n, pw, p0, std::min(v.panels, p0 + per_task), dst);
   });
+  return v;
+}
+
+namespace {
+
+// Encodes one f32 panel (k x 16, k-major) into `out` in storage type s. Returns false, with
+// (row, col) of the first value that does not fit, when one does not.
+bool encode_panel(const float* panel, std::int64_t k, WeightStorage s, unsigned char* out,
+                  std::int64_t& bad_row, std::int64_t& bad_col) {
+  constexpr std::int64_t PW = kGemmPanelWidth;
+  if (s == WeightStorage::q8_0) {
+    for (std::int64_t blk = 0; blk < k / kQ8Block; ++blk) {
+      unsigned char* block = out + blk * kQ8BlockBytes;
+      for (std::int64_t j = 0; j < PW; ++j) {
+        std::int8_t q[kQ8Block];
+        const std::uint16_t d = q8_0_encode_block(panel + blk * kQ8Block * PW + j, PW, q);
+        if ((d & 0x7fffu) == 0x7c00u) {  // the scale overflowed f16: amax > 65504 * 127
+          bad_row = blk * kQ8Block;
+          bad_col = j;
+          return false;
+        }
+        std::memcpy(block + 2 * j, &d, 2);
+        for (std::int64_t r = 0; r < kQ8Block; ++r)
+          block[2 * PW + r * PW + j] = static_cast<unsigned char>(q[r]);
+      }
+    }
+    return true;
+  }
+  for (std::int64_t i = 0; i < k * PW; ++i) {
+    const float w = panel[i];
+    std::uint16_t h;
+    if (s == WeightStorage::f16) {
+      h = f32_to_f16(w);
+      if ((h & 0x7fffu) == 0x7c00u && std::isfinite(w)) {
+        bad_row = i / PW;
+        bad_col = i % PW;
+        return false;
+      }
+    } else {
+      h = f32_to_bf16(w);  // bf16 has f32's range: every finite f32 rounds to a finite value
+    }                      // or, above 3.39e38, to Inf, as f32 arithmetic would overflow there
+    std::memcpy(out + 2 * i, &h, 2);
+  }
+  return true;
+}
+
+}  // namespace
+
+PackedB pack_b_stored(const float* b, std::int64_t ldb, Transpose trans, std::int64_t k,
+                      std::int64_t n, WeightStorage storage, AlignedFloats& dst) {
+  constexpr std::int64_t PW = kGemmPanelWidth;
+  assert(storage != WeightStorage::q8_0 || k % kQ8Block == 0);
+  PackedB v;
+  v.storage = storage;
+  v.k = k;
+  v.n = n;
+  v.panel_width = PW;
+  v.panel_stride = 0;
+  v.panels = packed_b_panel_count(n, PW, kGemmMaxPanelsPerTile);
+  v.panel_bytes = packed_panel_bytes(storage, k);
+  const std::int64_t total = v.panels * v.panel_bytes;
+  dst.ensure(ceil_div(total, static_cast<std::int64_t>(sizeof(float))));
+  auto* out = reinterpret_cast<unsigned char*>(dst.data());
+  v.bytes = out;
+  // One panel per task: each packs its panel into a per-thread f32 panel (k x 16 floats) and
+  // encodes it; the f32 form never exists for more than one panel per thread.
+  struct Bad {
+    std::int64_t row = -1, col = -1;
+  };
+  std::vector<Bad> bad(static_cast<std::size_t>(v.panels));
+  parallel_for_blocks(v.panels, [&](std::int64_t p) {
+    BorrowedWorkspace workspace(tls_b_workspace);
+    AlignedFloats& panel = workspace.buffer();
+    panel.ensure(k * PW);
+    pack_b_panel(b, ldb, trans, k, n, PW, p, panel.data());
+    Bad& mine = bad[static_cast<std::size_t>(p)];
+    if (!encode_panel(panel.data(), k, storage, out + p * v.panel_bytes, mine.row, mine.col))
+      mine.col += p * PW;
+  });
+  for (const Bad& e : bad)
+    if (e.row >= 0)
+      fail_arg("PackedMatrix: op(B)[", e.row, "][", e.col, "] does not fit ",
+               storage == WeightStorage::f16 ? "f16 (|w| <= 65504)"
+                                             : "q8_0 (a block's max |w| must be <= 65504 * 127)");
   return v;
 }
 
@@ -232,7 +335,9 @@ void pack_a_panels(const float* a, std::int64_t lda, std::int64_t rows, std::int
 }
 
 void gemm_blocked(const GemmMicrokernel& uk, const GemmArgs& args, const PackedB& b,
-                  GemmSplit split) {
+                  GemmSplit split, DequantPanelsFn dequant) {
+  const bool stored = b.storage != WeightStorage::f32;
+  assert(!stored || dequant != nullptr);
   const std::int64_t m = args.m, n = b.n, k = b.k;
   const std::int64_t mr = uk.mr, nr = uk.nr, pw = b.panel_width;
   assert(m >= 1 && n >= 1 && k >= 1 && uk.fn != nullptr);
@@ -251,6 +356,9 @@ void gemm_blocked(const GemmMicrokernel& uk, const GemmArgs& args, const PackedB
     BorrowedWorkspace workspace(tls_a_workspace);
     AlignedFloats& a_pack = workspace.buffer();
     a_pack.ensure(round_up(m1 - m0, mr) * kc_step);
+    BorrowedWorkspace b_workspace(tls_dequant_workspace);
+    AlignedFloats& b_decoded = b_workspace.buffer();  // one kc x nr micro-panel (stored B)
+    if (stored) b_decoded.ensure(kc_step * nr);
     for (std::int64_t k0 = 0; k0 < k; k0 += kc_step) {
       const std::int64_t kc = std::min(kc_step, k - k0);
       pack_a_panels(args.a + m0 * args.lda + k0, args.lda, m1 - m0, kc, uk.mr, a_pack.data());
@@ -262,7 +370,17 @@ void gemm_blocked(const GemmMicrokernel& uk, const GemmArgs& args, const PackedB
       const std::int64_t b_lines_per_call =
           ceil_div(lines_per_panel * (nr / pw), ceil_div(m1 - m0, mr));
       for (std::int64_t j = n0; j < n1; j += nr) {
-        const float* b_panel = b.data + (j / pw) * b.panel_stride + k0 * pw;
+        const float* b_panel = nullptr;
+        std::int64_t b_stride = b.panel_stride;
+        if (stored) {
+          // Decoded once per (task, slice, column) and reused by every A micro-panel below.
+          dequant(b.bytes + (j / pw) * b.panel_bytes, b.panel_bytes, nr / pw, k0, kc,
+                  b_decoded.data());
+          b_panel = b_decoded.data();
+          b_stride = kc * pw;
+        } else {
+          b_panel = b.data + (j / pw) * b.panel_stride + k0 * pw;
+        }
         GemmEpilogue tile_ep = ep;
         if (tile_ep.bias != nullptr) tile_ep.bias += j;
         const std::int64_t n_valid = std::min(nr, n1 - j);
@@ -272,7 +390,8 @@ void gemm_blocked(const GemmMicrokernel& uk, const GemmArgs& args, const PackedB
         // spread by the kernel over its depth loop (a burst of prefetches here stalled the
         // driver on full miss buffers: 4-6% of the GEMM time in profiles). A share never
         // crosses a panel boundary; the lines are contiguous within a panel.
-        const float* next = j + nr < n1 ? b_panel + (nr / pw) * b.panel_stride : nullptr;
+        const float* next =
+            !stored && j + nr < n1 ? b_panel + (nr / pw) * b.panel_stride : nullptr;
         std::int64_t next_panel = 0, next_line = 0;  // progress through the next micro-panel
         const float* a_panel = a_pack.data();
         for (std::int64_t i = m0; i < m1; i += mr, a_panel += mr * kc) {
@@ -288,7 +407,7 @@ void gemm_blocked(const GemmMicrokernel& uk, const GemmArgs& args, const PackedB
               if (++next_panel == nr / pw) next = nullptr;
             }
           }
-          uk.fn(kc, a_panel, b_panel, b.panel_stride, args.c_at(i, j), args.ldc,
+          uk.fn(kc, a_panel, b_panel, b_stride, args.c_at(i, j), args.ldc,
                 std::min(mr, m1 - i), n_valid, tile_ep);
         }
       }
@@ -297,7 +416,9 @@ void gemm_blocked(const GemmMicrokernel& uk, const GemmArgs& args, const PackedB
 }
 
 void gemm_small_m(const GemmSmallMKernel& kernel, const GemmArgs& args, const PackedB& b,
-                  std::int64_t panels_per_task) {
+                  std::int64_t panels_per_task, DequantPanelsFn dequant) {
+  const bool stored = b.storage != WeightStorage::f32;
+  assert(!stored || dequant != nullptr);
   const std::int64_t n = b.n, pw = b.panel_width;
   assert(args.m >= 1 && args.m <= kernel.max_m && kernel.fn != nullptr);
   const std::int64_t panels = ceil_div(n, pw);
@@ -319,17 +440,38 @@ void gemm_small_m(const GemmSmallMKernel& kernel, const GemmArgs& args, const Pa
     const std::int64_t j0 = p0 * pw;
     const std::int64_t cols = std::min(n, (p0 + per_task) * pw) - j0;
     const GemmEpilogue ep{args.alpha, args.beta, args.bias != nullptr ? args.bias + j0 : nullptr};
-    kernel.fn(args.m, b.k, args.a, args.lda, b.data + p0 * b.panel_stride, b.panel_stride, cols,
-              args.c_at(0, j0), args.ldc, ep);
+    if (!stored) {
+      kernel.fn(args.m, b.k, args.a, args.lda, b.data + p0 * b.panel_stride, b.panel_stride,
+                cols, args.c_at(0, j0), args.ldc, ep);
+      return;
+    }
+    // Groups of full-depth panels decoded into <= 256 KiB (L2) and run through the f32 kernel;
+    // each column's arithmetic is the same whatever the grouping.
+    const std::int64_t k = b.k;
+    const std::int64_t group = std::clamp<std::int64_t>((std::int64_t{1} << 16) / (k * pw), 1, 8);
+    BorrowedWorkspace workspace(tls_dequant_workspace);
+    AlignedFloats& decoded = workspace.buffer();
+    decoded.ensure(group * k * pw);
+    for (std::int64_t g0 = 0; g0 * pw < cols; g0 += group) {
+      const std::int64_t panels_here = std::min(group, ceil_div(cols, pw) - g0);
+      dequant(b.bytes + (p0 + g0) * b.panel_bytes, b.panel_bytes, panels_here, 0, k,
+              decoded.data());
+      GemmEpilogue gep = ep;
+      if (gep.bias != nullptr) gep.bias += g0 * pw;
+      kernel.fn(args.m, k, args.a, args.lda, decoded.data(), k * pw,
+                std::min(cols - g0 * pw, panels_here * pw), args.c_at(0, j0 + g0 * pw), args.ldc,
+                gep);
+    }
   });
 }
 
 void gemm_packed(const KernelTable& table, const GemmArgs& args, const PackedB& b) {
   assert(b.panel_width == kGemmPanelWidth);
+  const DequantPanelsFn dequant = table.dequant[static_cast<int>(b.storage)].fn;
   if (args.m <= table.gemm_small_m.max_m)
-    gemm_small_m(table.gemm_small_m, args, b);
+    gemm_small_m(table.gemm_small_m, args, b, 0, dequant);
   else
-    gemm_blocked(table.gemm, args, b);
+    gemm_blocked(table.gemm, args, b, {}, dequant);
 }
 
 void gemm_unpacked(const KernelTable& table, Transpose trans_b, std::int64_t n, std::int64_t k,

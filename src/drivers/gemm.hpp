@@ -13,6 +13,12 @@
 
 namespace simdattn::detail {
 
+/// The kernels' name for a public storage type (the enumerators are kept in the same order).
+inline WeightStorage weight_storage(DType t) noexcept { return static_cast<WeightStorage>(t); }
+static_assert(static_cast<int>(WeightStorage::f16) == static_cast<int>(DType::f16) &&
+              static_cast<int>(WeightStorage::bf16) == static_cast<int>(DType::bf16) &&
+              static_cast<int>(WeightStorage::q8_0) == static_cast<int>(DType::q8_0));
+
 /// Grow-only, 64-byte aligned float storage (packed matrices and per-thread workspaces).
 class AlignedFloats {
  public:
@@ -46,13 +52,23 @@ class AlignedFloats {
 /// module may pack at construction and still run after set_isa(). A tile NR = j * pw wide reads
 /// j adjacent panels; `panels` counts the readable ones, including (max tile panels - 1) zero
 /// panels of padding past the last.
+///
+/// Stored weights (storage != f32) keep the same panels in their own type (gemm_params.hpp's
+/// WeightStorage layouts): `bytes` and `panel_bytes` address them, `data` is null, and the
+/// drivers dequantize a panel's depth slice into f32 right before the f32 kernels use it.
 struct PackedB {
-  const float* data = nullptr;
+  const float* data = nullptr;          ///< f32 panels; null for other storage types
+  const unsigned char* bytes = nullptr; ///< panel 0, whatever the storage type
+  WeightStorage storage = WeightStorage::f32;
+  std::int64_t panel_bytes = 0;         ///< bytes from one panel to the next
   std::int64_t k = 0;
   std::int64_t n = 0;
   std::int64_t panel_width = kGemmPanelWidth;
-  std::int64_t panel_stride = 0;
+  std::int64_t panel_stride = 0;        ///< floats from one panel to the next (f32 only)
   std::int64_t panels = 0;
+
+  /// Bytes the packing holds (padding panels included).
+  std::int64_t resident_bytes() const noexcept { return panels * panel_bytes; }
 
   /// Columns [n0, n0 + count) as a view; n0 must be a multiple of panel_width. Lets a caller
   /// write a column range of the product elsewhere (e.g. one head's Q/K/V slice).
@@ -73,6 +89,13 @@ void pack_b_panels(const float* b, std::int64_t ldb, Transpose trans, std::int64
 /// Packs all of op(B) (in parallel on the library arena) into storage, returning the view.
 PackedB pack_b(const float* b, std::int64_t ldb, Transpose trans, std::int64_t k, std::int64_t n,
                std::int64_t pw, std::int64_t max_panels_per_tile, AlignedFloats& storage);
+
+/// Packs all of op(B) in storage type `storage` (never expanded to f32: each panel is packed
+/// into a per-thread f32 panel and encoded from there). Throws Error(invalid_argument) naming
+/// the element when a finite weight does not fit the type (|w| > 65504 in f16; a q8_0 block
+/// whose scale amax / 127 overflows f16). q8_0 needs k % 32 == 0 (the caller checks).
+PackedB pack_b_stored(const float* b, std::int64_t ldb, Transpose trans, std::int64_t k,
+                      std::int64_t n, WeightStorage storage, AlignedFloats& dst);
 
 /// Packs rows [0, rows) x depth [0, kc) of A (row-major, lda) into MR-tall micro-panels: panel
 /// r holds rows [r*MR, r*MR + MR) k-major (MR contiguous floats per depth step), rows past
@@ -125,13 +148,19 @@ struct GemmSplit {
 /// pack the A block once into a thread-local workspace, then run the microkernel over the
 /// block, NR-wide B micro-panel outer (it stays in L1 or L2) and MR-tall A micro-panel inner. The
 /// epilogue (alpha, beta, bias) is fused into the first slice's stores; later slices add.
+/// Stored B (b.storage != f32) needs its type's dequantizer: each task dequantizes the kc x NR
+/// micro-panel it is about to use into a per-thread f32 buffer (L1/L2), so the products have
+/// the bits of the f32 product against the decoded weights.
 void gemm_blocked(const GemmMicrokernel& ukernel, const GemmArgs& args, const PackedB& b,
-                  GemmSplit split = {});
+                  GemmSplit split = {}, DequantPanelsFn dequant = nullptr);
 
 /// The small-M path (m <= kernel.max_m): no A packing; B streamed once, panels split over
 /// threads (panels_per_task 0 picks automatically; any split gives the same bits).
+/// Stored B: each task dequantizes a few full-depth panels at a time (<= 256 KiB of f32, an
+/// L2-sized group) and runs the f32 kernel on them; B is still read from memory once, in its
+/// own type.
 void gemm_small_m(const GemmSmallMKernel& kernel, const GemmArgs& args, const PackedB& b,
-                  std::int64_t panels_per_task = 0);
+                  std::int64_t panels_per_task = 0, DequantPanelsFn dequant = nullptr);
 
 /// Chooses the path by m only (never by thread count, so bits do not depend on threads).
 void gemm_packed(const KernelTable& table, const GemmArgs& args, const PackedB& b);

@@ -45,4 +45,28 @@ using GemmSmallMFn = void (*)(std::int64_t m, std::int64_t k, const float* a, st
                               const float* b_packed, std::int64_t b_panel_stride, std::int64_t n,
                               float* c, std::int64_t ldc, const GemmEpilogue& epilogue);
 
+/// How packed B stores its values (simdattn::DType, kernel side). Layouts, per panel of
+/// kGemmPanelWidth (16) columns and the full depth k, panels `panel_bytes` apart:
+///   f32         row kk: 16 floats at panel + kk * 64 bytes (the layout above)
+///   f16, bf16   row kk: 16 uint16 at panel + kk * 32 bytes
+///   q8_0        block b = kk / 32 at panel + b * 544 bytes: 16 f16 scales (one per column),
+///               then 32 rows of 16 int8; row kk's values at block + 32 + (kk % 32) * 16
+enum class WeightStorage : int { f32 = 0, f16 = 1, bf16 = 2, q8_0 = 3 };
+inline constexpr int kWeightStorageCount = 4;
+inline constexpr std::int64_t kQ8Block = 32;
+inline constexpr std::int64_t kQ8BlockBytes = 16 * 2 + kQ8Block * 16;  ///< per panel: 544
+/// Bytes of one packed panel of depth k (k a multiple of kQ8Block for q8_0).
+constexpr std::int64_t packed_panel_bytes(WeightStorage s, std::int64_t k) noexcept {
+  return s == WeightStorage::f32    ? k * 16 * 4
+         : s == WeightStorage::q8_0 ? (k / kQ8Block) * kQ8BlockBytes
+                                    : k * 16 * 2;
+}
+
+/// Dequantizer: depth rows [k0, k0 + kc) of `panels` consecutive stored panels (b_panels, panel
+/// `panel_bytes` apart) into f32 panels at dst (panel q at dst + q * kc * 16, row r of it at
+/// + r * 16). Exact: every stored value has an f32 equal. Never allocates or throws.
+using DequantPanelsFn = void (*)(const unsigned char* b_panels, std::int64_t panel_bytes,
+                                 std::int64_t panels, std::int64_t k0, std::int64_t kc,
+                                 float* dst);
+
 }  // namespace simdattn::detail

@@ -3,7 +3,11 @@
 #include <cstdint>
 #include <vector>
 
+#include <cstring>
+
+#include "common/half.hpp"
 #include "common/validate.hpp"
+#include "drivers/gemm.hpp"
 #include "simdattn/reference.hpp"
 
 namespace simdattn::reference {
@@ -38,6 +42,44 @@ void sgemm(Transpose trans_b, std::int64_t m, std::int64_t n, std::int64_t k, fl
     }
     for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = static_cast<float>(row[static_cast<std::size_t>(j)]);
   }
+}
+
+std::vector<float> stored_values(const PackedMatrix& b) {
+  if (b.empty()) detail::fail_arg("reference::stored_values: b is an empty PackedMatrix");
+  // Read the packed layout (drivers/gemm.hpp, kernels/gemm_params.hpp) value by value.
+  const detail::PackedB& v = b.packed().view;
+  const std::int64_t k = v.k, n = v.n, pw = v.panel_width;
+  std::vector<float> out(static_cast<std::size_t>(k * n));
+  for (std::int64_t j = 0; j < n; ++j) {
+    const unsigned char* panel = v.bytes + (j / pw) * v.panel_bytes;
+    const std::int64_t col = j % pw;
+    for (std::int64_t p = 0; p < k; ++p) {
+      float value = 0.0f;
+      std::uint16_t h = 0;
+      switch (v.storage) {
+        case detail::WeightStorage::f32:
+          std::memcpy(&value, panel + (p * pw + col) * 4, 4);
+          break;
+        case detail::WeightStorage::f16:
+          std::memcpy(&h, panel + (p * pw + col) * 2, 2);
+          value = detail::f16_to_f32(h);
+          break;
+        case detail::WeightStorage::bf16:
+          std::memcpy(&h, panel + (p * pw + col) * 2, 2);
+          value = detail::bf16_to_f32(h);
+          break;
+        case detail::WeightStorage::q8_0: {
+          const unsigned char* block = panel + (p / detail::kQ8Block) * detail::kQ8BlockBytes;
+          std::memcpy(&h, block + 2 * col, 2);
+          const auto q = static_cast<std::int8_t>(block[2 * pw + (p % detail::kQ8Block) * pw + col]);
+          value = detail::f16_to_f32(h) * static_cast<float>(q);  // exact: <= 18 significant bits
+          break;
+        }
+      }
+      out[static_cast<std::size_t>(p * n + j)] = value;
+    }
+  }
+  return out;
 }
 
 }  // namespace simdattn::reference

@@ -83,6 +83,9 @@ class GemmTester {
   /// Every pointer starts this many floats past a 64-byte boundary.
   GemmTester& misalign(std::int64_t v) { misalign_ = v; return *this; }
   GemmTester& seed(std::uint32_t v) { seed_ = v; return *this; }
+  /// How PackedMatrix stores B in test_packed / test_packed_across / output_sgemm(true). For
+  /// a type other than f32 the oracle is reference::sgemm on reference::stored_values.
+  GemmTester& storage(DType t) { storage_ = t; return *this; }
 
   std::int64_t lda_eff() const { return lda_ > 0 ? lda_ : k_; }
   std::int64_t ldb_eff() const { return ldb_ > 0 ? ldb_ : (trans_ == Transpose::no ? n_ : k_); }
@@ -94,7 +97,7 @@ class GemmTester {
     os << "m=" << m_ << " n=" << n_ << " k=" << k_
        << " trans=" << (trans_ == Transpose::no ? "no" : "yes") << " alpha=" << alpha_
        << " beta=" << beta_ << " bias=" << bias_ << " lda=" << lda_eff() << " ldb=" << ldb_eff()
-       << " ldc=" << ldc_eff() << " misalign=" << misalign_;
+       << " ldc=" << ldc_eff() << " misalign=" << misalign_ << " storage=" << dtype_name(storage_);
     return os.str();
   }
 
@@ -109,14 +112,14 @@ class GemmTester {
   /// PackedMatrix + sgemm_packed on the active ISA (small-M path for m <= 8).
   ::testing::AssertionResult test_packed() const {
     Problem p = make_problem();
-    const PackedMatrix packed(p.b.data(), ldb_eff(), trans_, k_, n_);
+    const PackedMatrix packed(p.b.data(), ldb_eff(), trans_, k_, n_, storage_);
     return run_packed(p, packed, std::string("sgemm_packed on ") + isa_name(active_isa()));
   }
 
   /// PackedMatrix packed now, multiplied on each ISA in `isas` in turn (set_isa between).
   ::testing::AssertionResult test_packed_across(const std::vector<Isa>& isas) const {
     Problem p = make_problem();
-    const PackedMatrix packed(p.b.data(), ldb_eff(), trans_, k_, n_);
+    const PackedMatrix packed(p.b.data(), ldb_eff(), trans_, k_, n_, storage_);
     const Isa before = active_isa();
     for (Isa isa : isas) {
       set_isa(isa);
@@ -170,7 +173,7 @@ class GemmTester {
   std::vector<float> output_sgemm(bool packed) const {
     Problem p = make_problem();
     if (packed) {
-      const PackedMatrix pm(p.b.data(), ldb_eff(), trans_, k_, n_);
+      const PackedMatrix pm(p.b.data(), ldb_eff(), trans_, k_, n_, storage_);
       sgemm_packed(m_, alpha_, p.a.data(), lda_eff(), pm, beta_, p.c.data(), ldc_eff(),
                    bias_ ? p.bias.data() : nullptr);
     } else {
@@ -294,18 +297,27 @@ class GemmTester {
                                         const std::string& what) const {
     sgemm_packed(m_, alpha_, p.a.data(), lda_eff(), packed, beta_, p.c.data(), ldc_eff(),
                  bias_ ? p.bias.data() : nullptr);
-    return check(p, what);
+    if (packed.storage() == DType::f32) return check(p, what);
+    const std::vector<float> stored = reference::stored_values(packed);
+    return check(p, what, &stored);
   }
 
-  ::testing::AssertionResult check(const Problem& p, const std::string& path) const {
+  /// stored (nullable): op(B) as stored, K x N; the oracle multiplies that instead of B.
+  ::testing::AssertionResult check(const Problem& p, const std::string& path,
+                                   const std::vector<float>* stored = nullptr) const {
     // Expected: the reference on a copy of the initial C (which holds NaN when beta == 0).
     std::vector<float> expected = p.c_before;
     const std::int64_t c0 = p.c.begin();
-    reference::sgemm(trans_, m_, n_, k_, alpha_, p.a.data(), lda_eff(), p.b.data(), ldb_eff(),
-                     beta_, expected.data() + c0, ldc_eff(), bias_ ? p.bias.data() : nullptr);
+    if (stored != nullptr)
+      reference::sgemm(Transpose::no, m_, n_, k_, alpha_, p.a.data(), lda_eff(), stored->data(),
+                       n_, beta_, expected.data() + c0, ldc_eff(), bias_ ? p.bias.data() : nullptr);
+    else
+      reference::sgemm(trans_, m_, n_, k_, alpha_, p.a.data(), lda_eff(), p.b.data(), ldb_eff(),
+                       beta_, expected.data() + c0, ldc_eff(), bias_ ? p.bias.data() : nullptr);
     const std::vector<float>& actual = p.c.storage();
     const double eps = std::numeric_limits<float>::epsilon();
     const auto b_at = [&](std::int64_t kk, std::int64_t j) -> double {
+      if (stored != nullptr) return (*stored)[static_cast<std::size_t>(kk * n_ + j)];
       return trans_ == Transpose::no ? p.b.data()[kk * ldb_eff() + j]
                                      : p.b.data()[j * ldb_eff() + kk];
     };
@@ -368,6 +380,7 @@ class GemmTester {
   float alpha_ = 1.0f, beta_ = 0.0f;
   bool bias_ = false;
   std::int64_t misalign_ = 0;
+  DType storage_ = DType::f32;
   std::uint32_t seed_ = 42;
 };
 

@@ -1,0 +1,38 @@
+// src/kernels/dequant.hpp — the per-ISA dequantizers of packed weights (f16, bf16, q8_0 ->
+// f32 panels; layouts in gemm_params.hpp) and their instantiations (extern template). Bodies
+// in dequant_impl.hpp, included only by src/kernels/isa/dequant_<isa>.cpp.
+//
+// Why dequantize into f32 panels rather than convert inside the FMA loop: the f32 GEMM
+// kernels then run unchanged on exactly the stored values, so a product against stored
+// weights has the bits of the f32 product against the decoded matrix (the tests check that),
+// and the driver alone decides where the panel lives (L1 for a large-M tile, L2 for a decode
+// row's panel group).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/gemm_params.hpp"
+#include "kernels/isa_list.hpp"
+
+namespace simdattn::detail {
+
+template <class Arch, WeightStorage S>
+void dequant_panels(const unsigned char* b_panels, std::int64_t panel_bytes, std::int64_t panels,
+                    std::int64_t k0, std::int64_t kc, float* dst);
+
+#define SIMDATTN_DEQUANT_INSTANTIATIONS(PREFIX, ARCH)                                       \
+  PREFIX void dequant_panels<ARCH, WeightStorage::f16>(const unsigned char*, std::int64_t, \
+                                                       std::int64_t, std::int64_t,         \
+                                                       std::int64_t, float*);              \
+  PREFIX void dequant_panels<ARCH, WeightStorage::bf16>(const unsigned char*, std::int64_t, \
+                                                        std::int64_t, std::int64_t,        \
+                                                        std::int64_t, float*);             \
+  PREFIX void dequant_panels<ARCH, WeightStorage::q8_0>(const unsigned char*, std::int64_t, \
+                                                        std::int64_t, std::int64_t,        \
+                                                        std::int64_t, float*);
+
+#define SIMDATTN_DEQUANT_EXTERN(isa, ARCH) SIMDATTN_DEQUANT_INSTANTIATIONS(extern template, ARCH)
+SIMDATTN_FOR_EACH_COMPILED_ISA(SIMDATTN_DEQUANT_EXTERN)
+#undef SIMDATTN_DEQUANT_EXTERN
+
+}  // namespace simdattn::detail

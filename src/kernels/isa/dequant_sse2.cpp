@@ -1,0 +1,9 @@
+// src/kernels/isa/dequant_sse2.cpp — SSE2 (baseline x86-64) instantiations of the weight dequantizers.
+// Explicit instantiations only (see dequant_impl.hpp for why): this object is partially linked
+// with the ISA's other objects and everything but the simdattn::detail kernels made local
+// (src/CMakeLists.txt), so no inline function compiled here can stand in for another ISA's.
+#include "kernels/dequant_impl.hpp"
+
+namespace simdattn::detail {
+SIMDATTN_DEQUANT_INSTANTIATIONS(template, ArchSse2)
+}  // namespace simdattn::detail

@@ -1,0 +1,303 @@
+// tests/unit/test_dtype.cpp — stored weights (f16, bf16, q8_0): the scalar conversions and the
+// Q8_0 encoder against an independent table (tools/make_dtype_table.py), every ISA's
+// dequantizer against the scalar decode bit for bit, and sgemm_packed on stored weights
+// against the reference on the stored values (derived bound) and bitwise against the f32
+// product of the decoded matrix, on every ISA, path and thread count.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "common/half.hpp"
+#include "dispatch/kernel_table.hpp"
+#include "drivers/gemm.hpp"
+#include "simdattn/dtype.hpp"
+#include "simdattn/error.hpp"
+#include "simdattn/gemm.hpp"
+#include "simdattn/reference.hpp"
+#include "simdattn/runtime.hpp"
+#include "support/compare.hpp"
+#include "support/gemm_tester.hpp"
+#include "support/required_isas.hpp"
+
+namespace simdattn::test {
+namespace {
+
+#include "dtype_table.inc"
+
+using detail::WeightStorage;
+
+constexpr DType kStored[] = {DType::f16, DType::bf16, DType::q8_0};
+
+TEST(DTypeConversions, F32ToHalfTypesMatchTheIndependentTable) {
+  for (const auto& row : kF32Conversions) {
+    const float x = detail::f32_from_bits(row[0]);
+    EXPECT_EQ(detail::f32_to_f16(x), row[1]) << std::hex << "f32 bits 0x" << row[0];
+    EXPECT_EQ(detail::f32_to_bf16(x), row[2]) << std::hex << "f32 bits 0x" << row[0];
+  }
+}
+
+TEST(DTypeConversions, HalfToF32MatchesTheTableAndRoundTripsEveryHalf) {
+  for (const auto& row : kF16Values)
+    EXPECT_EQ(detail::f32_bits(detail::f16_to_f32(static_cast<std::uint16_t>(row[0]))), row[1])
+        << std::hex << "f16 0x" << row[0];
+  for (std::uint32_t h = 0; h < 65536; ++h) {
+    const float x = detail::f16_to_f32(static_cast<std::uint16_t>(h));
+    // Round trip; a NaN comes back quiet (0x200 set) with its payload.
+    const std::uint32_t back = (h & 0x7c00u) == 0x7c00u && (h & 0x3ffu) ? h | 0x200u : h;
+    ASSERT_EQ(detail::f32_to_f16(x), back) << std::hex << "f16 0x" << h;
+  }
+  for (std::uint32_t h = 0; h < 65536; ++h) {
+    const float x = detail::bf16_to_f32(static_cast<std::uint16_t>(h));
+    ASSERT_EQ(detail::f32_bits(x), h << 16);
+    if (!std::isnan(x)) {
+      ASSERT_EQ(detail::f32_to_bf16(x), h);
+    }
+  }
+}
+
+TEST(DTypeConversions, Q8_0BlocksMatchGgufsAlgorithm) {
+  for (const auto& c : kQ8Cases) {
+    float w[32];
+    for (int i = 0; i < 32; ++i) w[i] = detail::f32_from_bits(c.w[i]);
+    std::int8_t q[32];
+    EXPECT_EQ(detail::q8_0_encode_block(w, 1, q), c.d);
+    for (int i = 0; i < 32; ++i) EXPECT_EQ(q[i], c.q[i]) << "value " << i << " = " << w[i];
+  }
+}
+
+TEST(DTypeConversions, NamesRoundTrip) {
+  for (DType t : {DType::f32, DType::f16, DType::bf16, DType::q8_0})
+    EXPECT_EQ(parse_dtype(dtype_name(t)), t);
+  EXPECT_THROW(parse_dtype("q4_1"), Error);
+  EXPECT_EQ(dtype_block(DType::q8_0), 32);
+  EXPECT_EQ(dtype_block(DType::f16), 1);
+}
+
+// --- PackedMatrix in a storage type -------------------------------------------------------
+
+std::vector<float> lcg_matrix(std::int64_t count, std::uint32_t seed, float scale) {
+  std::vector<float> v(static_cast<std::size_t>(count));
+  std::uint32_t s = seed;
+  for (float& x : v) {
+    s = s * 1664525u + 1013904223u;
+    x = scale * (static_cast<float>(s >> 8) / 8388608.0f - 1.0f);
+  }
+  return v;
+}
+
+TEST(StoredWeights, ResidentBytesAreTheTypesShare) {
+  const std::int64_t k = 768, n = 2304;  // GPT-2 small's QKV weight
+  const std::vector<float> w = lcg_matrix(k * n, 1, 0.1f);
+  const PackedMatrix f32(w.data(), k, Transpose::yes, k, n);
+  const double base = static_cast<double>(f32.resident_bytes());
+  EXPECT_GE(base, 4.0 * k * n);
+  for (DType t : kStored) {
+    const PackedMatrix p(w.data(), k, Transpose::yes, k, n, t);
+    EXPECT_EQ(p.storage(), t);
+    const double ratio = static_cast<double>(p.resident_bytes()) / base;
+    EXPECT_LE(ratio, t == DType::q8_0 ? 0.28 : 0.52) << dtype_name(t);
+    EXPECT_GE(ratio, t == DType::q8_0 ? 34.0 / 128.0 : 0.5) << dtype_name(t);
+  }
+  EXPECT_EQ(PackedMatrix().resident_bytes(), 0);
+}
+
+TEST(StoredWeights, BadShapesAndValuesAreClearErrors) {
+  const std::vector<float> w = lcg_matrix(40 * 16, 2, 1.0f);
+  try {
+    PackedMatrix(w.data(), 16, Transpose::no, 40, 16, DType::q8_0);
+    ADD_FAILURE() << "q8_0 with k = 40 was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::unsupported);
+    EXPECT_NE(std::string(e.what()).find("k (40)"), std::string::npos) << e.what();
+  }
+  std::vector<float> big = lcg_matrix(32 * 16, 3, 1.0f);
+  big[5 * 16 + 3] = 70000.0f;  // op(B)[5][3] with trans = no
+  try {
+    PackedMatrix(big.data(), 16, Transpose::no, 32, 16, DType::f16);
+    ADD_FAILURE() << "70000 was stored as f16";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
+    EXPECT_NE(std::string(e.what()).find("[5][3]"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(PackedMatrix(big.data(), 16, Transpose::no, 32, 16, DType::bf16));
+  EXPECT_NO_THROW(PackedMatrix(big.data(), 16, Transpose::no, 32, 16, DType::q8_0));
+  big[5 * 16 + 3] = 1e10f;
+  EXPECT_THROW(PackedMatrix(big.data(), 16, Transpose::no, 32, 16, DType::q8_0), Error);
+}
+
+TEST(StoredWeights, StoredValuesAreTheEncodedValues) {
+  const std::int64_t k = 64, n = 20;
+  const std::vector<float> w = lcg_matrix(k * n, 4, 3.0f);  // [k, n]
+  for (DType t : kStored) {
+    const PackedMatrix p(w.data(), n, Transpose::no, k, n, t);
+    const std::vector<float> v = reference::stored_values(p);
+    for (std::int64_t j = 0; j < n; ++j)
+      for (std::int64_t kk = 0; kk < k; ++kk) {
+        const float x = w[static_cast<std::size_t>(kk * n + j)];
+        float expect = x;
+        if (t == DType::f16) expect = detail::f16_to_f32(detail::f32_to_f16(x));
+        if (t == DType::bf16) expect = detail::bf16_to_f32(detail::f32_to_bf16(x));
+        if (t == DType::q8_0) {
+          std::int8_t q[32];
+          const std::int64_t k0 = kk / 32 * 32;
+          const std::uint16_t d = detail::q8_0_encode_block(&w[static_cast<std::size_t>(k0 * n + j)], n, q);
+          expect = detail::f16_to_f32(d) * static_cast<float>(q[kk - k0]);
+        }
+        ASSERT_EQ(detail::f32_bits(v[static_cast<std::size_t>(kk * n + j)]),
+                  detail::f32_bits(expect))
+            << dtype_name(t) << " [" << kk << "][" << j << "]";
+      }
+  }
+}
+
+// --- Per ISA ------------------------------------------------------------------------------
+
+class StoredWeightsIsa : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    SIMDATTN_SKIP_UNLESS_USABLE(GetParam());
+    before_ = active_isa();
+    set_isa(GetParam());
+  }
+  void TearDown() override {
+    if (isa_usable(GetParam())) set_isa(before_);
+    set_num_threads(0);
+  }
+  Isa before_ = Isa::sse2;
+};
+
+// Every f16 and bf16 bit pattern through the ISA's dequantizer, against the scalar decode.
+TEST_P(StoredWeightsIsa, DequantizersDecodeEveryHalfBitForBit) {
+  const detail::KernelTable& t = detail::kernels_for(GetParam());
+  const std::int64_t k = 4096;  // 4096 rows x 16 = every 16-bit pattern once
+  std::vector<std::uint16_t> panel(static_cast<std::size_t>(k * 16));
+  for (std::size_t i = 0; i < panel.size(); ++i) panel[i] = static_cast<std::uint16_t>(i);
+  for (WeightStorage s : {WeightStorage::f16, WeightStorage::bf16}) {
+    const auto fn = t.dequant[static_cast<int>(s)].fn;
+    ASSERT_NE(fn, nullptr);
+    std::vector<float> out(panel.size() + 16, -1.0f);
+    // Odd slices: rows [3, 3 + 4090) then the rest, as the blocked driver's depth slices do.
+    const auto* bytes = reinterpret_cast<const unsigned char*>(panel.data());
+    fn(bytes, k * 32, 1, 0, 3, out.data());
+    fn(bytes, k * 32, 1, 3, k - 3, out.data() + 3 * 16);
+    for (std::size_t i = 0; i < panel.size(); ++i) {
+      const float want = s == WeightStorage::f16 ? detail::f16_to_f32(panel[i])
+                                                 : detail::bf16_to_f32(panel[i]);
+      ASSERT_EQ(detail::f32_bits(out[i]), detail::f32_bits(want))
+          << t.dequant[static_cast<int>(s)].name << " half 0x" << std::hex << panel[i];
+    }
+    EXPECT_EQ(out[panel.size()], -1.0f) << "wrote past the slice";
+  }
+}
+
+TEST_P(StoredWeightsIsa, Q8DequantizerMatchesTheStoredValues) {
+  const std::int64_t k = 96, n = 40;
+  std::vector<float> w = lcg_matrix(k * n, 5, 2.0f);
+  w[7 * n + 33] = std::numeric_limits<float>::quiet_NaN();  // one block of column 33 is NaN
+  w[50 * n + 2] = 1e-30f;
+  for (std::int64_t kk = 64; kk < 96; ++kk) w[kk * n + 9] = 0.0f;  // an all-zero block
+  const PackedMatrix p(w.data(), n, Transpose::no, k, n, DType::q8_0);
+  const std::vector<float> v = reference::stored_values(p);
+  const detail::PackedB& b = p.packed().view;
+  const auto fn = detail::kernels_for(GetParam()).dequant[static_cast<int>(WeightStorage::q8_0)].fn;
+  for (const auto& slice : {std::pair<std::int64_t, std::int64_t>{0, k}, {5, 40}, {31, 2}, {64, 32}}) {
+    const std::int64_t panels = (n + 15) / 16;
+    std::vector<float> out(static_cast<std::size_t>(panels * slice.second * 16));
+    fn(b.bytes, b.panel_bytes, panels, slice.first, slice.second, out.data());
+    for (std::int64_t j = 0; j < n; ++j)
+      for (std::int64_t r = 0; r < slice.second; ++r) {
+        const float got = out[static_cast<std::size_t>((j / 16) * slice.second * 16 + r * 16 + j % 16)];
+        const float want = v[static_cast<std::size_t>((slice.first + r) * n + j)];
+        ASSERT_EQ(detail::f32_bits(got), detail::f32_bits(want))
+            << "row " << slice.first + r << " col " << j;
+      }
+  }
+  for (std::int64_t kk = 0; kk < 32; ++kk) EXPECT_TRUE(std::isnan(v[kk * n + 33]));
+  EXPECT_FALSE(std::isnan(v[40 * n + 33]));
+}
+
+// The product against stored weights: the reference on the stored values holds it to the
+// derived bound (tests/support/gemm_tester.hpp), on both paths (small-M for m <= 8, blocked
+// above), around the tile edges, with beta and bias, both layouts of B.
+TEST_P(StoredWeightsIsa, ProductsMatchTheReferenceOnTheStoredValues) {
+  for (DType t : kStored)
+    for (std::int64_t m : {1, 2, 5, 8, 9, 15, 100})
+      for (std::int64_t n : {1, 16, 17, 33, 70})
+        for (std::int64_t k : {32, 64, 160})
+          for (Transpose tr : {Transpose::no, Transpose::yes}) {
+            const GemmTester g = GemmTester().m(m).n(n).k(k).trans(tr).storage(t).bias(n % 2 == 1)
+                                     .beta(m % 3 == 0 ? 0.5f : 0.0f).misalign(m % 4);
+            ASSERT_TRUE(g.test_packed());
+          }
+}
+
+// Bits: the same as the f32 product against the decoded weights (the f32 kernels run on
+// exactly the stored values), and the same for any thread count.
+TEST_P(StoredWeightsIsa, BitsAreTheF32ProductOfTheDecodedWeightsForAnyThreadCount) {
+  for (DType t : kStored)
+    for (std::int64_t m : {1, 4, 8, 9, 64, 130}) {
+      const std::int64_t k = 256, n = 300;
+      const std::vector<float> a = lcg_matrix(m * k, 6, 1.0f);
+      const std::vector<float> w = lcg_matrix(n * k, 7, 0.5f);  // [n, k]: nn.Linear layout
+      const std::vector<float> bias = lcg_matrix(n, 8, 0.1f);
+      const PackedMatrix stored(w.data(), k, Transpose::yes, k, n, t);
+      const std::vector<float> decoded = reference::stored_values(stored);  // [k, n]
+      const PackedMatrix f32(decoded.data(), n, Transpose::no, k, n);
+      std::vector<float> want(static_cast<std::size_t>(m * n)), got(want.size());
+      set_num_threads(1);
+      sgemm_packed(m, 1.0f, a.data(), k, f32, 0.0f, want.data(), n, bias.data());
+      for (int threads : {1, 2, 3}) {
+        set_num_threads(threads);
+        sgemm_packed(m, 1.0f, a.data(), k, stored, 0.0f, got.data(), n, bias.data());
+        ASSERT_TRUE(bitwise_equal(want, got, std::string(dtype_name(t)) + " m " +
+                                                 std::to_string(m) + " threads " +
+                                                 std::to_string(threads)));
+      }
+    }
+}
+
+// A non-finite weight poisons exactly the outputs that read it: column j for f16/bf16 (as in
+// f32), and for q8_0 the column of its block, which reads NaN for all 32 rows of the block.
+TEST_P(StoredWeightsIsa, NonFiniteWeightsPoisonTheirColumnOnly) {
+  const std::int64_t k = 64, n = 40;
+  for (DType t : kStored)
+    for (std::int64_t m : {1, 20}) {
+      std::vector<float> w = lcg_matrix(k * n, 9, 1.0f);  // [k, n]
+      w[10 * n + 17] = std::numeric_limits<float>::quiet_NaN();
+      w[40 * n + 30] = std::numeric_limits<float>::infinity();
+      const PackedMatrix p(w.data(), n, Transpose::no, k, n, t);
+      const std::vector<float> a = lcg_matrix(m * k, 10, 1.0f);
+      std::vector<float> c(static_cast<std::size_t>(m * n));
+      sgemm_packed(m, 1.0f, a.data(), k, p, 0.0f, c.data(), n);
+      for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t j = 0; j < n; ++j) {
+          const float x = c[static_cast<std::size_t>(i * n + j)];
+          if (j == 17 || (j == 30 && t == DType::q8_0))
+            EXPECT_TRUE(std::isnan(x)) << dtype_name(t) << " C[" << i << "][" << j << "] = " << x;
+          else if (j == 30)
+            EXPECT_TRUE(std::isinf(x) || std::isnan(x)) << dtype_name(t) << " C[" << i << "][30]";
+          else
+            EXPECT_TRUE(std::isfinite(x)) << dtype_name(t) << " C[" << i << "][" << j << "] = " << x;
+        }
+    }
+}
+
+// Packed once, run on every usable ISA.
+TEST_P(StoredWeightsIsa, OnePackingServesEveryIsa) {
+  for (DType t : kStored)
+    EXPECT_TRUE(GemmTester().m(3).n(50).k(96).storage(t).test_packed_across(usable_isas()));
+}
+
+constexpr Isa kIsas[] = {Isa::sse2, Isa::avx2, Isa::avx512, Isa::neon};
+INSTANTIATE_TEST_SUITE_P(AllIsas, StoredWeightsIsa, ::testing::ValuesIn(kIsas),
+                         [](const ::testing::TestParamInfo<Isa>& info) {
+                           return std::string(isa_name(info.param));
+                         });
+
+}  // namespace
+}  // namespace simdattn::test

@@ -123,6 +123,37 @@ void BM_GemmOurs(benchmark::State& state, const Shape& s, simdattn::Isa isa) {
   simdattn::set_num_threads(0);
 }
 
+// Ours on weights stored as f16, bf16 or q8_0 (PackedMatrix's storage type), one ISA. The
+// decode shape rotates through >= 96 MiB of *stored* weights, so every iteration streams its
+// weight from DRAM in its own type; `weight_bytes` is what one product reads of it.
+void BM_GemmOursStored(benchmark::State& state, const Shape& s, simdattn::Isa isa,
+                       simdattn::DType type) {
+  const int threads = static_cast<int>(state.range(0));
+  simdattn::set_isa(isa);
+  simdattn::set_num_threads(threads);
+  Inputs& in = inputs(s);
+  std::vector<simdattn::PackedMatrix> packed;
+  packed.emplace_back(in.w[0].data(), s.k, simdattn::Transpose::yes, s.k, s.n, type);
+  const double bytes = static_cast<double>(packed[0].resident_bytes());
+  const std::size_t copies =
+      s.m > 8 ? 1 : static_cast<std::size_t>(std::max(1.0, std::ceil(96.0 * (1 << 20) / bytes)));
+  while (packed.size() < copies)
+    packed.emplace_back(in.w[packed.size() % in.w.size()].data(), s.k, simdattn::Transpose::yes,
+                        s.k, s.n, type);
+  std::size_t r = 0;
+  for (auto _ : state) {
+    simdattn::sgemm_packed(s.m, 1.0f, in.a.data(), s.k, packed[r], 0.0f, in.c.data(), s.n);
+    benchmark::DoNotOptimize(in.c.data());
+    benchmark::ClobberMemory();
+    r = r + 1 == packed.size() ? 0 : r + 1;
+  }
+  set_counters(state, s,
+               std::string("simdattn isa=") + simdattn::isa_name(isa) + " weights=" +
+                   simdattn::dtype_name(type) + " threads=" + std::to_string(simdattn::num_threads()));
+  state.counters["weight_bytes"] = bytes;
+  simdattn::set_num_threads(0);
+}
+
 // Ours without prepacking (public sgemm, B packed on every call), active ISA.
 void BM_GemmOursUnpacked(benchmark::State& state, const Shape& s) {
   const int threads = static_cast<int>(state.range(0));
@@ -228,6 +259,13 @@ int register_all() {
     for (simdattn::Isa isa : simdattn::usable_isas())
       configure(benchmark::RegisterBenchmark((shape + "simdattn_" + simdattn::isa_name(isa)).c_str(),
                                              BM_GemmOurs, s, isa));
+    // Stored weights on the best ISA, beside its f32 run.
+    for (simdattn::DType type : {simdattn::DType::f16, simdattn::DType::bf16, simdattn::DType::q8_0}) {
+      const simdattn::Isa best = simdattn::usable_isas().front();
+      configure(benchmark::RegisterBenchmark(
+          (shape + "simdattn_" + simdattn::isa_name(best) + "_" + simdattn::dtype_name(type)).c_str(),
+          BM_GemmOursStored, s, best, type));
+    }
     if (s.m > 8)
       configure(benchmark::RegisterBenchmark((shape + "simdattn_unpacked").c_str(),
                                              BM_GemmOursUnpacked, s));

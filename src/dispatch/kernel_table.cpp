@@ -104,12 +104,15 @@ KernelTable make_table() {
              &flash_attention_finish<Arch>, flash_tile_shape<Arch>()};
   t.softmax = {T::softmax, &causal_softmax_rows<Arch>, &exp_f32<Arch>};
   t.decode = {T::decode, &decode_attention_row<Arch>};
-  t.dequant[static_cast<int>(WeightStorage::f16)] = {T::dequant[0],
-                                                     &dequant_panels<Arch, WeightStorage::f16>};
-  t.dequant[static_cast<int>(WeightStorage::bf16)] = {T::dequant[1],
-                                                      &dequant_panels<Arch, WeightStorage::bf16>};
-  t.dequant[static_cast<int>(WeightStorage::q8_0)] = {T::dequant[2],
-                                                      &dequant_panels<Arch, WeightStorage::q8_0>};
+  t.dequant[static_cast<int>(WeightStorage::f16)] = {
+      T::dequant[0], &dequant_panels<Arch, WeightStorage::f16>,
+      &gemm_small_m_stored<Arch, mr, WeightStorage::f16>};
+  t.dequant[static_cast<int>(WeightStorage::bf16)] = {
+      T::dequant[1], &dequant_panels<Arch, WeightStorage::bf16>,
+      &gemm_small_m_stored<Arch, mr, WeightStorage::bf16>};
+  t.dequant[static_cast<int>(WeightStorage::q8_0)] = {
+      T::dequant[2], &dequant_panels<Arch, WeightStorage::q8_0>,
+      &gemm_small_m_stored<Arch, mr, WeightStorage::q8_0>};
   return t;
 }
 

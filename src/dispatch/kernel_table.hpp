@@ -64,6 +64,7 @@ struct DecodeKernel {
 struct DequantKernel {
   const char* name = nullptr;  ///< "f16_dequant_panels__avx2"
   DequantPanelsFn fn = nullptr;
+  GemmSmallMStoredFn small_m = nullptr;  ///< the small-M GEMM converting in registers
 };
 
 struct KernelTable {

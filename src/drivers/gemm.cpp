@@ -416,9 +416,10 @@ void gemm_blocked(const GemmMicrokernel& uk, const GemmArgs& args, const PackedB
 }
 
 void gemm_small_m(const GemmSmallMKernel& kernel, const GemmArgs& args, const PackedB& b,
-                  std::int64_t panels_per_task, DequantPanelsFn dequant) {
+                  std::int64_t panels_per_task, DequantPanelsFn dequant,
+                  GemmSmallMStoredFn stored_kernel) {
   const bool stored = b.storage != WeightStorage::f32;
-  assert(!stored || dequant != nullptr);
+  assert(!stored || dequant != nullptr || stored_kernel != nullptr);
   const std::int64_t n = b.n, pw = b.panel_width;
   assert(args.m >= 1 && args.m <= kernel.max_m && kernel.fn != nullptr);
   const std::int64_t panels = ceil_div(n, pw);
@@ -445,6 +446,11 @@ void gemm_small_m(const GemmSmallMKernel& kernel, const GemmArgs& args, const Pa
                 cols, args.c_at(0, j0), args.ldc, ep);
       return;
     }
+    if (stored_kernel != nullptr) {  // converts in registers: B streamed once, in its type
+      stored_kernel(args.m, b.k, args.a, args.lda, b.bytes + p0 * b.panel_bytes, b.panel_bytes,
+                    cols, args.c_at(0, j0), args.ldc, ep);
+      return;
+    }
     // Groups of full-depth panels decoded into <= 256 KiB (L2) and run through the f32 kernel;
     // each column's arithmetic is the same whatever the grouping.
     const std::int64_t k = b.k;
@@ -467,9 +473,10 @@ void gemm_small_m(const GemmSmallMKernel& kernel, const GemmArgs& args, const Pa
 
 void gemm_packed(const KernelTable& table, const GemmArgs& args, const PackedB& b) {
   assert(b.panel_width == kGemmPanelWidth);
-  const DequantPanelsFn dequant = table.dequant[static_cast<int>(b.storage)].fn;
+  const DequantKernel& dq = table.dequant[static_cast<int>(b.storage)];
+  const DequantPanelsFn dequant = dq.fn;
   if (args.m <= table.gemm_small_m.max_m)
-    gemm_small_m(table.gemm_small_m, args, b, 0, dequant);
+    gemm_small_m(table.gemm_small_m, args, b, 0, dequant, dq.small_m);
   else
     gemm_blocked(table.gemm, args, b, {}, dequant);
 }

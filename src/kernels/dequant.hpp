@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "kernels/gemm_params.hpp"
+#include "kernels/gemm_ukernel.hpp"  // GemmTile
 #include "kernels/isa_list.hpp"
 
 namespace simdattn::detail {
@@ -20,7 +21,21 @@ template <class Arch, WeightStorage S>
 void dequant_panels(const unsigned char* b_panels, std::int64_t panel_bytes, std::int64_t panels,
                     std::int64_t k0, std::int64_t kc, float* dst);
 
+/// f16/bf16/q8_0_gemm_smallm__<arch>: see GemmSmallMStoredFn. MR as the f32 small-M kernel's.
+template <class Arch, int MR, WeightStorage S>
+void gemm_small_m_stored(std::int64_t m, std::int64_t k, const float* a, std::int64_t lda,
+                         const unsigned char* b_packed, std::int64_t panel_bytes, std::int64_t n,
+                         float* c, std::int64_t ldc, const GemmEpilogue& epilogue);
+
+#define SIMDATTN_SMALLM_STORED_SIG(ARCH, S)                                                    \
+  void gemm_small_m_stored<ARCH, GemmTile<ARCH>::mr, S>(                                       \
+      std::int64_t, std::int64_t, const float*, std::int64_t, const unsigned char*,            \
+      std::int64_t, std::int64_t, float*, std::int64_t, const GemmEpilogue&)
+
 #define SIMDATTN_DEQUANT_INSTANTIATIONS(PREFIX, ARCH)                                       \
+  PREFIX SIMDATTN_SMALLM_STORED_SIG(ARCH, WeightStorage::f16);                              \
+  PREFIX SIMDATTN_SMALLM_STORED_SIG(ARCH, WeightStorage::bf16);                             \
+  PREFIX SIMDATTN_SMALLM_STORED_SIG(ARCH, WeightStorage::q8_0);                             \
   PREFIX void dequant_panels<ARCH, WeightStorage::f16>(const unsigned char*, std::int64_t, \
                                                        std::int64_t, std::int64_t,         \
                                                        std::int64_t, float*);              \

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "kernels/dequant.hpp"
+#include "kernels/gemm_ukernel_impl.hpp"  // the f32 tile store and madd the small-M kernel shares
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -168,6 +169,178 @@ void dequant_panels(const unsigned char* b_panels, std::int64_t panel_bytes, std
         else
           dequant_impl::bf16_row<Arch>(row + r * PW * 2, out + r * PW);
       }
+    }
+  }
+}
+
+namespace dequant_impl {
+
+/// Vector v (lanes v*W .. v*W + W - 1) of one 16-wide stored row, converted in registers: a
+/// half or bfloat16 row (32 bytes), or a q8_0 row (16 int8, before its scale).
+template <class Arch, WeightStorage S>
+inline xsimd::batch<float, Arch> row_vector(const unsigned char* row, int v) noexcept {
+  using V = xsimd::batch<float, Arch>;
+#if SIMDATTN_DEQUANT_AVX512
+  (void)v;  // one 16-lane vector per row
+  if constexpr (S == WeightStorage::f16)
+    return V(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row))));
+  else if constexpr (S == WeightStorage::bf16)
+    return V(_mm512_castsi512_ps(_mm512_slli_epi32(
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row))), 16)));
+  else
+    return V(_mm512_cvtepi32_ps(
+        _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row)))));
+#elif SIMDATTN_DEQUANT_AVX2
+  if constexpr (S == WeightStorage::f16)
+    return V(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 16 * v))));
+  else if constexpr (S == WeightStorage::bf16)
+    return V(_mm256_castsi256_ps(_mm256_slli_epi32(
+        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 16 * v))),
+        16)));
+  else
+    return V(_mm256_cvtepi32_ps(
+        _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + 8 * v)))));
+#elif SIMDATTN_DEQUANT_NEON
+  if constexpr (S == WeightStorage::f16)
+    return V(vcvt_f32_f16(vld1_f16(reinterpret_cast<const float16_t*>(row) + 4 * v)));
+  else if constexpr (S == WeightStorage::bf16)
+    return V(vreinterpretq_f32_u32(
+        vshll_n_u16(vld1_u16(reinterpret_cast<const std::uint16_t*>(row) + 4 * v), 16)));
+  else {
+    const int16x8_t w = vmovl_s8(vld1_s8(reinterpret_cast<const std::int8_t*>(row) + 8 * (v / 2)));
+    return V(vcvtq_f32_s32(vmovl_s16((v & 1) ? vget_high_s16(w) : vget_low_s16(w))));
+  }
+#else
+  const __m128i zero = _mm_setzero_si128();
+  if constexpr (S == WeightStorage::f16)
+    return V(f16x4<Arch>(_mm_unpacklo_epi16(
+        _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + 8 * v)), zero)));
+  else if constexpr (S == WeightStorage::bf16)
+    return V(_mm_castsi128_ps(_mm_unpacklo_epi16(
+        zero, _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + 8 * v)))));
+  else {
+    int four;
+    __builtin_memcpy(&four, row + 4 * v, 4);
+    const __m128i q = _mm_cvtsi32_si128(four);
+    const __m128i q16 = _mm_srai_epi16(_mm_unpacklo_epi8(q, q), 8);
+    return V(_mm_cvtepi32_ps(_mm_srai_epi32(_mm_unpacklo_epi16(q16, q16), 16)));
+  }
+#endif
+}
+
+/// One small-M pass over stored B: ROWS rows x NP panels, full depth, A read in place. The same
+/// FMA chain per accumulator as gemm_accumulate (acc = a * b + acc for p = 0, 1, ...), on
+/// values equal to the decoded ones, hence the f32 kernel's bits.
+template <class Arch, WeightStorage S, int ROWS, int NP>
+inline void small_m_stored_pass(std::int64_t k, const float* a, std::int64_t lda,
+                                const unsigned char* b, std::int64_t panel_bytes, float* c,
+                                std::int64_t ldc, std::int64_t n_valid,
+                                const GemmEpilogue& ep) noexcept {
+  using V = xsimd::batch<float, Arch>;
+  constexpr int W = static_cast<int>(V::size);
+  constexpr int PW = static_cast<int>(kGemmPanelWidth);
+  constexpr int VPP = PW / W;  // vectors per panel row
+  constexpr int NV = NP * VPP;
+  V acc[ROWS][NV];
+  SIMDATTN_UNROLL for (int i = 0; i < ROWS; ++i)
+    SIMDATTN_UNROLL for (int v = 0; v < NV; ++v) acc[i][v] = V(0.0f);
+  if constexpr (S == WeightStorage::q8_0) {
+    for (std::int64_t blk = 0; blk < k / kQ8Block; ++blk) {
+      alignas(64) float scale[NP * PW];
+      SIMDATTN_UNROLL for (int q = 0; q < NP; ++q)
+        f16_row<Arch>(b + q * panel_bytes + blk * kQ8BlockBytes, scale + q * PW);
+      const unsigned char* rows0 = b + blk * kQ8BlockBytes + 2 * PW;
+      for (std::int64_t r = 0; r < kQ8Block; ++r) {
+        const std::int64_t p = blk * kQ8Block + r;
+        V bv[NV];
+        SIMDATTN_UNROLL for (int q = 0; q < NP; ++q)
+          SIMDATTN_UNROLL for (int v = 0; v < VPP; ++v)
+            bv[q * VPP + v] = row_vector<Arch, S>(rows0 + q * panel_bytes + r * PW, v) *
+                              V::load_aligned(scale + q * PW + v * W);
+        SIMDATTN_UNROLL for (int i = 0; i < ROWS; ++i) {
+          const V ai(a[i * lda + p]);
+          SIMDATTN_UNROLL for (int v = 0; v < NV; ++v)
+            acc[i][v] = gemm_madd<Arch>(ai, bv[v], acc[i][v]);
+        }
+      }
+    }
+  } else {
+    for (std::int64_t p = 0; p < k; ++p) {
+      if constexpr (NP == 1) __builtin_prefetch(b + (p + 128) * PW * 2, 0, 3);  // one stream
+      V bv[NV];
+      SIMDATTN_UNROLL for (int q = 0; q < NP; ++q)
+        SIMDATTN_UNROLL for (int v = 0; v < VPP; ++v)
+          bv[q * VPP + v] = row_vector<Arch, S>(b + q * panel_bytes + p * PW * 2, v);
+      SIMDATTN_UNROLL for (int i = 0; i < ROWS; ++i) {
+        const V ai(a[i * lda + p]);
+        SIMDATTN_UNROLL for (int v = 0; v < NV; ++v)
+          acc[i][v] = gemm_madd<Arch>(ai, bv[v], acc[i][v]);
+      }
+    }
+  }
+  gemm_store_tile_masked<Arch, ROWS, NV>(acc, c, ldc, ROWS, n_valid, ep);
+}
+
+template <class Arch, WeightStorage S, int ROWS>
+inline void small_m_stored_rows(std::int64_t k, const float* a, std::int64_t lda,
+                                const unsigned char* b, std::int64_t panel_bytes, std::int64_t n,
+                                float* c, std::int64_t ldc, const GemmEpilogue& ep) noexcept {
+  constexpr int NP = gemm_small_m_panels<Arch>(ROWS);
+  constexpr std::int64_t PW = kGemmPanelWidth;
+  const std::int64_t panels = (n + PW - 1) / PW;
+  std::int64_t p = 0;
+  GemmEpilogue local = ep;
+  for (; p + NP <= panels; p += NP) {
+    local.bias = ep.bias != nullptr ? ep.bias + p * PW : nullptr;
+    const std::int64_t nv = n - p * PW < NP * PW ? n - p * PW : NP * PW;
+    small_m_stored_pass<Arch, S, ROWS, NP>(k, a, lda, b + p * panel_bytes, panel_bytes,
+                                           c + p * PW, ldc, nv, local);
+  }
+  for (; p < panels; ++p) {
+    local.bias = ep.bias != nullptr ? ep.bias + p * PW : nullptr;
+    const std::int64_t nv = n - p * PW < PW ? n - p * PW : PW;
+    small_m_stored_pass<Arch, S, ROWS, 1>(k, a, lda, b + p * panel_bytes, panel_bytes,
+                                          c + p * PW, ldc, nv, local);
+  }
+}
+
+template <class Arch, WeightStorage S, int ROWS, int MAX_ROWS>
+inline void small_m_stored_dispatch(std::int64_t rows, std::int64_t k, const float* a,
+                                    std::int64_t lda, const unsigned char* b,
+                                    std::int64_t panel_bytes, std::int64_t n, float* c,
+                                    std::int64_t ldc, const GemmEpilogue& ep) noexcept {
+  if constexpr (ROWS <= MAX_ROWS) {
+    if (rows == ROWS) {
+      small_m_stored_rows<Arch, S, ROWS>(k, a, lda, b, panel_bytes, n, c, ldc, ep);
+      return;
+    }
+    small_m_stored_dispatch<Arch, S, ROWS + 1, MAX_ROWS>(rows, k, a, lda, b, panel_bytes, n, c,
+                                                         ldc, ep);
+  }
+}
+
+}  // namespace dequant_impl
+
+template <class Arch, int MR, WeightStorage S>
+void gemm_small_m_stored(std::int64_t m, std::int64_t k, const float* a, std::int64_t lda,
+                         const unsigned char* b_packed, std::int64_t panel_bytes, std::int64_t n,
+                         float* c, std::int64_t ldc, const GemmEpilogue& epilogue) {
+  // The f32 small-M kernel's structure (gemm_small_m_f32): panel chunks outer, row passes of
+  // at most MAX_ROWS inner, so a chunk is cache-hot for the second pass.
+  constexpr int MAX_ROWS = MR < kGemmSmallMaxM ? MR : kGemmSmallMaxM;
+  assert(m >= 1 && m <= kGemmSmallMaxM && k >= 1 && n >= 1);
+  assert(S != WeightStorage::q8_0 || k % kQ8Block == 0);
+  constexpr std::int64_t PW = kGemmPanelWidth;
+  constexpr std::int64_t kChunkPanels = 8;
+  for (std::int64_t p0 = 0; p0 * PW < n; p0 += kChunkPanels) {
+    const std::int64_t n_chunk = n - p0 * PW < kChunkPanels * PW ? n - p0 * PW : kChunkPanels * PW;
+    GemmEpilogue ep = epilogue;
+    if (ep.bias != nullptr) ep.bias += p0 * PW;
+    for (std::int64_t r = 0; r < m; r += MAX_ROWS) {
+      const std::int64_t rows = m - r < MAX_ROWS ? m - r : MAX_ROWS;
+      dequant_impl::small_m_stored_dispatch<Arch, S, 1, MAX_ROWS>(
+          rows, k, a + r * lda, lda, b_packed + p0 * panel_bytes, panel_bytes, n_chunk,
+          c + r * ldc + p0 * PW, ldc, ep);
     }
   }
 }

@@ -69,4 +69,12 @@ using DequantPanelsFn = void (*)(const unsigned char* b_panels, std::int64_t pan
                                  std::int64_t panels, std::int64_t k0, std::int64_t kc,
                                  float* dst);
 
+/// Small-M kernel on stored B (not f32): GemmSmallMFn's contract with B in its storage type
+/// (b_packed at panel 0, panels panel_bytes apart), converted in registers inside the FMA loop;
+/// the bits are those of the f32 small-M kernel on the decoded values.
+using GemmSmallMStoredFn = void (*)(std::int64_t m, std::int64_t k, const float* a,
+                                    std::int64_t lda, const unsigned char* b_packed,
+                                    std::int64_t panel_bytes, std::int64_t n, float* c,
+                                    std::int64_t ldc, const GemmEpilogue& epilogue);
+
 }  // namespace simdattn::detail

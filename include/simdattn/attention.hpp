@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "simdattn/dtype.hpp"
 #include "simdattn/export.h"
 #include "simdattn/safetensors.hpp"
 #include "simdattn/tensor.hpp"
@@ -95,6 +96,19 @@ class SIMDATTN_API AttentionModule {
   std::vector<ParamInfo> parameters() const;
   /// PyTorch's nn.Linear default initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), from a seed.
   void init_random(std::uint64_t seed);
+
+  /// How the projection matrices are stored (simdattn/dtype.hpp); biases stay f32. Repacks the
+  /// current weights, and every later load_state_dict() / init_random() packs in that type.
+  /// Both backends and state_dict() then see the stored values (e.g. f16-rounded): the fast
+  /// path reads them as stored and computes in f32, the reference decodes them exactly, so the
+  /// two agree to the usual tolerance. Throws Error(unsupported) for q8_0 when d_in (or, with
+  /// out_proj, d_out) is not a multiple of 32, and Error(invalid_argument) when a weight does
+  /// not fit the type (|w| > 65504 for f16); the module is unchanged then.
+  void set_weight_storage(DType type);
+  DType weight_storage() const noexcept;  ///< f32 unless set
+  /// Bytes held for the weights: packed projection matrices (padded to 16 columns) plus f32
+  /// biases. No f32 copy of stored weights is kept.
+  std::int64_t weight_bytes() const noexcept;
 
   const std::string& name() const noexcept;  ///< e.g. "CausalAttention"
   std::int64_t d_in() const noexcept;

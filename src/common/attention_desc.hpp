@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "simdattn/dtype.hpp"
+
 namespace simdattn::detail {
 
 /// H heads of width head_dim over inputs of width d_in, optional causal mask, optional
@@ -21,6 +23,7 @@ struct AttentionDesc {
   bool qkv_bias = false;
   bool causal = false;
   bool out_proj = false;
+  DType weight_type = DType::f32;  ///< how the projection weights are packed; biases stay f32
 
   std::int64_t inner_dim() const noexcept { return num_heads * head_dim; }  ///< heads side by side
   std::int64_t output_dim() const noexcept { return inner_dim(); }

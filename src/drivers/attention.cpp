@@ -27,6 +27,7 @@
 #include "drivers/scratch.hpp"
 #include "drivers/softmax.hpp"
 #include "simdattn/gemm.hpp"
+#include "simdattn/reference.hpp"
 
 namespace simdattn::detail {
 namespace {
@@ -92,7 +93,7 @@ FastAttention::FastAttention(const AttentionDesc& spec, const AttentionWeights& 
   std::copy(weights.wq.begin(), weights.wq.end(), wqkv.begin());
   std::copy(weights.wk.begin(), weights.wk.end(), wqkv.begin() + static_cast<std::ptrdiff_t>(block));
   std::copy(weights.wv.begin(), weights.wv.end(), wqkv.begin() + static_cast<std::ptrdiff_t>(2 * block));
-  st.wqkv = PackedMatrix(wqkv.data(), d_in, Transpose::yes, d_in, 3 * inner);
+  st.wqkv = PackedMatrix(wqkv.data(), d_in, Transpose::yes, d_in, 3 * inner, spec.weight_type);
   if (spec.qkv_bias) {
     st.bqkv.reserve(static_cast<std::size_t>(3 * inner));
     st.bqkv.insert(st.bqkv.end(), weights.bq.begin(), weights.bq.end());
@@ -100,12 +101,45 @@ FastAttention::FastAttention(const AttentionDesc& spec, const AttentionWeights& 
     st.bqkv.insert(st.bqkv.end(), weights.bv.begin(), weights.bv.end());
   }
   if (spec.out_proj) {
-    st.wo = PackedMatrix(weights.wo.data(), inner, Transpose::yes, inner, inner);
+    st.wo = PackedMatrix(weights.wo.data(), inner, Transpose::yes, inner, inner, spec.weight_type);
     st.bo = weights.bo;
   }
 }
 
 FastAttention::~FastAttention() = default;
+
+AttentionWeights FastAttention::stored_weights(const AttentionWeights& biases) const {
+  const State& st = *state_;
+  const std::int64_t inner = st.spec.inner_dim(), d_in = st.spec.d_in;
+  AttentionWeights w;
+  // op(B) = [Wq; Wk; Wv]ᵀ is [d_in, 3 * inner]: element (c, r) is W(r, c).
+  const std::vector<float> qkv = reference::stored_values(st.wqkv);
+  for (std::vector<float>* dst : {&w.wq, &w.wk, &w.wv}) dst->resize(static_cast<std::size_t>(inner * d_in));
+  for (std::int64_t c = 0; c < d_in; ++c)
+    for (std::int64_t r = 0; r < 3 * inner; ++r) {
+      std::vector<float>& dst = r < inner ? w.wq : (r < 2 * inner ? w.wk : w.wv);
+      dst[static_cast<std::size_t>((r % inner) * d_in + c)] =
+          qkv[static_cast<std::size_t>(c * 3 * inner + r)];
+    }
+  if (st.spec.out_proj) {
+    const std::vector<float> wo = reference::stored_values(st.wo);  // Woᵀ
+    w.wo.resize(static_cast<std::size_t>(inner * inner));
+    for (std::int64_t c = 0; c < inner; ++c)
+      for (std::int64_t r = 0; r < inner; ++r)
+        w.wo[static_cast<std::size_t>(r * inner + c)] = wo[static_cast<std::size_t>(c * inner + r)];
+  }
+  w.bq = biases.bq;
+  w.bk = biases.bk;
+  w.bv = biases.bv;
+  w.bo = biases.bo;
+  return w;
+}
+
+std::int64_t FastAttention::weight_bytes() const noexcept {
+  const State& st = *state_;
+  const auto bias_bytes = static_cast<std::int64_t>((st.bqkv.size() + st.bo.size()) * sizeof(float));
+  return st.wqkv.resident_bytes() + st.wo.resident_bytes() + bias_bytes;
+}
 
 void FastAttention::forward(const float* x, std::int64_t batch, std::int64_t tokens, float* y,
                             const DropoutParams& dropout, float* attn_weights) const {

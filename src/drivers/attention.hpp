@@ -31,6 +31,12 @@ class FastAttention {
   void forward_cached(const float* x, std::int64_t batch, std::int64_t tokens, float* y,
                       const DropoutParams& dropout, const KVRing& cache) const;
 
+  /// The projection weights as packed, decoded (exact for every storage type), with `biases`'
+  /// bias vectors copied in: what the reference and state_dict() see.
+  AttentionWeights stored_weights(const AttentionWeights& biases) const;
+  /// Bytes held for the weights: the packed matrices plus the f32 biases.
+  std::int64_t weight_bytes() const noexcept;
+
   struct State;
 
  private:

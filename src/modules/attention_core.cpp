@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <utility>
 
+#include "common/validate.hpp"
 #include "drivers/attention.hpp"
 
 namespace simdattn::detail {
@@ -44,11 +45,50 @@ AttentionCore::AttentionCore(AttentionSpec spec)
 
 AttentionCore::~AttentionCore() = default;
 
+namespace {
+
+// For stored weights only the biases stay here; the matrices live packed in their type.
+AttentionWeights keep_biases(AttentionWeights w) {
+  AttentionWeights out;
+  out.bq = std::move(w.bq);
+  out.bk = std::move(w.bk);
+  out.bv = std::move(w.bv);
+  out.bo = std::move(w.bo);
+  return out;
+}
+
+}  // namespace
+
+AttentionWeights AttentionCore::weights() const {
+  if (spec_.weight_type == DType::f32) return weights_;
+  return fast_->stored_weights(weights_);
+}
+
 void AttentionCore::set_weights(AttentionWeights weights) {
   // Pack first: if packing throws, the module keeps its old weights and packed form together.
   auto fast = std::make_unique<FastAttention>(spec_, weights);
-  weights_ = std::move(weights);
+  weights_ = spec_.weight_type == DType::f32 ? std::move(weights) : keep_biases(std::move(weights));
   fast_ = std::move(fast);
 }
+
+void AttentionCore::set_weight_type(DType type) {
+  if (type == DType::q8_0) {
+    if (spec_.d_in % 32 != 0)
+      fail(ErrorCode::unsupported, spec_.module_name, ": q8_0 weights need d_in (", spec_.d_in,
+           ") to be a multiple of 32");
+    if (spec_.out_proj && spec_.inner_dim() % 32 != 0)
+      fail(ErrorCode::unsupported, spec_.module_name, ": q8_0 weights need d_out (",
+           spec_.inner_dim(), ") to be a multiple of 32 (out_proj's input)");
+  }
+  AttentionSpec spec = spec_;
+  spec.weight_type = type;
+  AttentionWeights current = weights();
+  auto fast = std::make_unique<FastAttention>(spec, current);
+  spec_ = std::move(spec);
+  weights_ = type == DType::f32 ? std::move(current) : keep_biases(std::move(current));
+  fast_ = std::move(fast);
+}
+
+std::int64_t AttentionCore::weight_bytes() const noexcept { return fast_->weight_bytes(); }
 
 }  // namespace simdattn::detail

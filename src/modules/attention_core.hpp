@@ -39,9 +39,16 @@ class AttentionCore {
   ~AttentionCore();
 
   const AttentionSpec& spec() const noexcept { return spec_; }
-  const AttentionWeights& weights() const noexcept { return weights_; }
-  /// Replaces the weights and rebuilds the fast path's packed form.
+  /// The weights as the module holds them: for a storage type other than f32, the values the
+  /// packed matrices decode to (nothing else keeps an f32 copy of them), so both backends and
+  /// state_dict() see the same stored weights.
+  AttentionWeights weights() const;
+  /// Replaces the weights and rebuilds the fast path's packed form (in spec().weight_type).
   void set_weights(AttentionWeights weights);
+  /// Repacks the current weights in `type`. Error(unsupported) for q8_0 when d_in (or, with
+  /// out_proj, the inner width) is not a multiple of 32.
+  void set_weight_type(DType type);
+  std::int64_t weight_bytes() const noexcept;
   const FastAttention& fast() const noexcept { return *fast_; }
   /// Unique for the life of the process (never reused, unlike an address): what a KVCache
   /// records to know which module it belongs to.

@@ -225,6 +225,16 @@ std::int64_t AttentionModule::context_length() const noexcept {
 double AttentionModule::dropout() const noexcept { return core_ ? core_->spec().dropout : 0.0; }
 bool AttentionModule::qkv_bias() const noexcept { return core_ && core_->spec().qkv_bias; }
 bool AttentionModule::causal() const noexcept { return core_ && core_->spec().causal; }
+void AttentionModule::set_weight_storage(DType type) {
+  if (!core_) detail::fail_arg("AttentionModule: set_weight_storage: the module was moved from");
+  core_->set_weight_type(type);
+}
+DType AttentionModule::weight_storage() const noexcept {
+  return core_ ? core_->spec().weight_type : DType::f32;
+}
+std::int64_t AttentionModule::weight_bytes() const noexcept {
+  return core_ ? core_->weight_bytes() : 0;
+}
 
 SelfAttentionV1::SelfAttentionV1(std::int64_t d_in, std::int64_t d_out)
     : AttentionModule(v1_core(d_in, d_out)) {}

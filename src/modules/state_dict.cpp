@@ -192,7 +192,8 @@ void AttentionModule::load_state_dict(const TensorMap& state) {
 TensorMap AttentionModule::state_dict() const {
   const detail::AttentionCore& core = require_core(core_.get(), "state_dict");
   TensorMap out;
-  for (const ParamDesc& d : describe(core.spec())) out.emplace(d.name, copy_out(d, core.weights()));
+  const AttentionWeights weights = core.weights();  // decoded once for stored weights
+  for (const ParamDesc& d : describe(core.spec())) out.emplace(d.name, copy_out(d, weights));
   return out;
 }
 

@@ -152,9 +152,11 @@ Tolerance module_tolerance(const AttentionModule& m, const std::vector<float>& x
 /// Runs one case on both backends and compares (optionally in train mode, with weights).
 ::testing::AssertionResult check_case(const Case& c, std::uint32_t seed, float x_range = 1.0f,
                                       bool train = false, bool weights = false,
-                                      std::vector<std::pair<std::size_t, float>> pokes = {}) {
+                                      std::vector<std::pair<std::size_t, float>> pokes = {},
+                                      DType storage = DType::f32) {
   auto m = make_module(c);
   m->init_random(seed);
+  if (storage != DType::f32) m->set_weight_storage(storage);  // both backends read it as stored
   std::vector<float> xv = random_values(static_cast<std::size_t>(c.batch * c.tokens * c.d_in),
                                         seed + 1, -x_range, x_range);
   const double keep = train && c.dropout > 0.0 ? 1.0 / (1.0 - c.dropout) : 1.0;
@@ -225,6 +227,18 @@ TEST_P(FastModules, WideHeadsAndGpt2LikeShapes) {
   ASSERT_TRUE(check_case({Kind::wrapper, 3, 17, 65, 2, 40, true}, 13));
   ASSERT_TRUE(check_case({Kind::mha, 1, 300, 16, 12, 64, true}, 14));
   ASSERT_TRUE(check_case({Kind::causal, 2, 300, 64, 1, 3, false}, 15));
+}
+
+// Weights stored as f16, bf16 or q8_0: the reference decodes the stored values exactly, the
+// fast path reads them as stored; the bound is derived from the stored values.
+TEST_P(FastModules, StoredWeightsMatchTheReferenceOnTheStoredValues) {
+  for (DType t : {DType::f16, DType::bf16, DType::q8_0}) {
+    SCOPED_TRACE(dtype_name(t));
+    ASSERT_TRUE(check_case({Kind::mha, 2, 70, 32, 2, 64, true}, 21, 1.0f, false, false, {}, t));
+    ASSERT_TRUE(check_case({Kind::mha, 1, 33, 64, 12, 768, true}, 22, 1.0f, false, false, {}, t));
+    ASSERT_TRUE(check_case({Kind::causal, 3, 17, 64, 1, 96, false}, 23, 1.0f, true, true, {}, t));
+    ASSERT_TRUE(check_case({Kind::wrapper, 1, 9, 16, 3, 32, true}, 24, 1.0f, false, false, {}, t));
+  }
 }
 
 TEST_P(FastModules, LargeLogitsNoOverflowNoNan) {

@@ -5,6 +5,7 @@
 // product of the decoded matrix, on every ISA, path and thread count.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -15,7 +16,9 @@
 #include "common/half.hpp"
 #include "dispatch/kernel_table.hpp"
 #include "drivers/gemm.hpp"
+#include "simdattn/attention.hpp"
 #include "simdattn/dtype.hpp"
+#include "simdattn/kv_cache.hpp"
 #include "simdattn/error.hpp"
 #include "simdattn/gemm.hpp"
 #include "simdattn/reference.hpp"
@@ -291,6 +294,90 @@ TEST_P(StoredWeightsIsa, NonFiniteWeightsPoisonTheirColumnOnly) {
 TEST_P(StoredWeightsIsa, OnePackingServesEveryIsa) {
   for (DType t : kStored)
     EXPECT_TRUE(GemmTester().m(3).n(50).k(96).storage(t).test_packed_across(usable_isas()));
+}
+
+// --- Modules with stored weights ---------------------------------------------------------
+
+TEST(StoredWeightModules, StateDictHoldsTheStoredValuesAndBytesShrink) {
+  MultiHeadAttention mha(768, 768, 64, 0.0, 12, true);
+  mha.init_random(3);
+  const TensorMap f32_state = mha.state_dict();
+  const std::int64_t f32_bytes = mha.weight_bytes();
+  EXPECT_GE(f32_bytes, 4 * 768 * 768 * 4);
+  for (DType t : kStored) {
+    mha.set_weight_storage(DType::f32);  // first, or the load would round into the last type
+    mha.load_state_dict(f32_state);
+    mha.set_weight_storage(t);
+    EXPECT_EQ(mha.weight_storage(), t);
+    const double ratio = static_cast<double>(mha.weight_bytes()) / static_cast<double>(f32_bytes);
+    EXPECT_LE(ratio, t == DType::q8_0 ? 0.28 : 0.52) << dtype_name(t);
+    const TensorMap stored = mha.state_dict();
+    const Tensor& w = f32_state.at("W_query.weight");
+    const Tensor& ws = stored.at("W_query.weight");
+    for (std::int64_t i = 0; i < 768 * 3; ++i) {  // rows 0..2 of [768, 768]: nn.Linear [out, in]
+      float want = w[i];
+      if (t == DType::f16) want = detail::f16_to_f32(detail::f32_to_f16(w[i]));
+      if (t == DType::bf16) want = detail::bf16_to_f32(detail::f32_to_bf16(w[i]));
+      if (t != DType::q8_0) {
+        ASSERT_EQ(ws[i], want) << dtype_name(t) << " element " << i;
+      }
+    }
+    // q8_0: value = f16(d) * q with q = round(w / d): off by <= d / 2 from rounding q, plus
+    // |q| <= 127 times f16's rounding of d (<= d * 2^-11), block by block along d_in.
+    if (t == DType::q8_0)
+      for (std::int64_t blk = 0; blk < 768 / 32; ++blk) {
+        float amax = 0.0f;
+        for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(w[blk * 32 + i]));
+        for (int i = 0; i < 32; ++i)
+          ASSERT_LE(std::fabs(ws[blk * 32 + i] - w[blk * 32 + i]),
+                    (0.5f + 127.0f / 2048.0f) * amax / 127.0f);
+      }
+    EXPECT_EQ(stored.at("W_query.bias")[5], f32_state.at("W_query.bias")[5]);  // biases stay f32
+  }
+  // Back to f32 keeps the stored (rounded) values: nothing else was kept.
+  mha.set_weight_storage(DType::f32);
+  EXPECT_EQ(mha.weight_bytes(), f32_bytes);
+}
+
+TEST(StoredWeightModules, Q8NeedsWidthsInBlocksAndAFailedRepackChangesNothing) {
+  MultiHeadAttention mha(40, 64, 16, 0.0, 2, false);
+  mha.init_random(1);
+  try {
+    mha.set_weight_storage(DType::q8_0);
+    ADD_FAILURE() << "q8_0 with d_in = 40 was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::unsupported);
+    EXPECT_NE(std::string(e.what()).find("d_in (40)"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(mha.weight_storage(), DType::f32);
+  TensorMap big = mha.state_dict();
+  big.at("W_key.weight")[7] = 1e6f;
+  mha.load_state_dict(big);
+  EXPECT_THROW(mha.set_weight_storage(DType::f16), Error);
+  EXPECT_EQ(mha.weight_storage(), DType::f32);
+  EXPECT_EQ(mha.state_dict().at("W_key.weight")[7], 1e6f);
+}
+
+// A decode loop through a KV cache on stored weights: the fast path's rows equal the
+// reference's full forward on the same stored weights, to the module tolerance's order.
+TEST(StoredWeightModules, KvCacheDecodeMatchesTheReference) {
+  for (DType t : kStored) {
+    MultiHeadAttention mha(64, 64, 32, 0.0, 4, true);
+    mha.init_random(9);
+    mha.set_weight_storage(t);
+    const Tensor x({1, 20, 64}, lcg_matrix(20 * 64, 11, 1.0f));
+    ForwardOptions ref;
+    ref.backend = Backend::reference;
+    const Tensor y_ref = mha.forward(x, ref);
+    KVCache cache(mha, 1);
+    for (std::int64_t t0 = 0; t0 < 20; t0 += 5) {
+      Tensor chunk({1, 5, 64});
+      for (std::int64_t i = 0; i < 5 * 64; ++i) chunk[i] = x[t0 * 64 + i];
+      const Tensor y = mha.forward(chunk, cache);
+      for (std::int64_t i = 0; i < 5 * 64; ++i)
+        ASSERT_NEAR(y[i], y_ref[t0 * 64 + i], 2e-5f) << dtype_name(t) << " token " << t0 + i / 64;
+    }
+  }
 }
 
 constexpr Isa kIsas[] = {Isa::sse2, Isa::avx2, Isa::avx512, Isa::neon};

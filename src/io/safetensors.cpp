@@ -42,14 +42,14 @@ constexpr std::uint64_t kLengthPrefixBytes = 8;
 // brackets from costing a million parser states.
 constexpr int kMaxJsonDepth = 64;
 
-enum class DType { f32, f16, bf16 };
+enum class FileDType { f32, f16, bf16 };
 
-std::uint64_t dtype_size(DType d) { return d == DType::f32 ? 4 : 2; }
+std::uint64_t dtype_size(FileDType d) { return d == FileDType::f32 ? 4 : 2; }
 
 /// One validated tensor entry of the header.
 struct Entry {
   std::string name;
-  DType dtype = DType::f32;
+  FileDType dtype = FileDType::f32;
   std::vector<std::int64_t> shape;
   std::uint64_t begin = 0;  ///< byte offsets relative to the data section
   std::uint64_t end = 0;
@@ -170,13 +170,13 @@ json parse_json_header(const unsigned char* text, std::size_t size, const Report
   return root;
 }
 
-DType parse_dtype(const std::string& name, const json& value, const Reporter& report) {
+FileDType parse_dtype(const std::string& name, const json& value, const Reporter& report) {
   if (!value.is_string())
     report.fail_tensor(name, "field 'dtype' must be a string, not ", value.type_name());
   const auto& s = value.get_ref<const std::string&>();
-  if (s == "F32") return DType::f32;
-  if (s == "F16") return DType::f16;
-  if (s == "BF16") return DType::bf16;
+  if (s == "F32") return FileDType::f32;
+  if (s == "F16") return FileDType::f16;
+  if (s == "BF16") return FileDType::bf16;
   report.fail_tensor(name, "dtype '", s, "' is not supported (expected F32, F16 or BF16)");
 }
 
@@ -323,15 +323,15 @@ float bf16_to_f32(std::uint16_t b) {
 }
 
 /// Converts `count` elements at `src` (any alignment) into `dst`.
-void convert_to_f32(DType dtype, const unsigned char* src, std::size_t count, float* dst) {
-  if (dtype == DType::f32) {
+void convert_to_f32(FileDType dtype, const unsigned char* src, std::size_t count, float* dst) {
+  if (dtype == FileDType::f32) {
     if (count != 0) std::memcpy(dst, src, count * sizeof(float));
     return;
   }
   for (std::size_t i = 0; i < count; ++i) {
     std::uint16_t v;
     std::memcpy(&v, src + 2 * i, 2);
-    dst[i] = dtype == DType::f16 ? f16_to_f32(v) : bf16_to_f32(v);
+    dst[i] = dtype == FileDType::f16 ? f16_to_f32(v) : bf16_to_f32(v);
   }
 }
 
@@ -353,6 +353,32 @@ TensorMap parse_safetensors(const unsigned char* bytes, std::size_t size,
     out.emplace(e.name, std::move(t));
   }
   return out;
+}
+
+DType safetensors_storage(const std::string& path) {
+  const auto io_error = [&](const std::string& why) -> Error {
+    return Error(ErrorCode::io, "safetensors_storage: cannot read '" + path + "': " + why);
+  };
+  std::error_code ec;
+  const std::uintmax_t file_size = std::filesystem::file_size(path, ec);
+  if (ec) throw io_error(ec.message());
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw io_error(std::strerror(errno));
+  const Reporter report("safetensors_storage: '" + path + "'");
+  unsigned char prefix[kLengthPrefixBytes] = {};
+  if (file_size >= kLengthPrefixBytes)
+    in.read(reinterpret_cast<char*>(prefix), kLengthPrefixBytes);
+  const std::uint64_t header_size = check_header_length(prefix, file_size, report);
+  std::vector<unsigned char> header(static_cast<std::size_t>(header_size));
+  in.read(reinterpret_cast<char*>(header.data()), static_cast<std::streamsize>(header_size));
+  if (!in) throw io_error("unexpected end of file or read error");
+  const Layout layout = parse_layout(header.data(), header_size, file_size, report);
+  bool all_f16 = !layout.entries.empty(), all_bf16 = all_f16;
+  for (const Entry& e : layout.entries) {
+    all_f16 = all_f16 && e.dtype == FileDType::f16;
+    all_bf16 = all_bf16 && e.dtype == FileDType::bf16;
+  }
+  return all_f16 ? DType::f16 : (all_bf16 ? DType::bf16 : DType::f32);
 }
 
 TensorMap load_safetensors(const std::string& path) {
@@ -388,7 +414,7 @@ TensorMap load_safetensors(const std::string& path) {
   for (const Entry& e : layout.entries) {
     Tensor t = Tensor(e.shape);
     const std::uint64_t nbytes = e.end - e.begin;
-    if (e.dtype == DType::f32) {
+    if (e.dtype == FileDType::f32) {
       read_exact(t.data(), nbytes);
     } else {
       staging.resize(static_cast<std::size_t>(nbytes));

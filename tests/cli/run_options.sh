@@ -34,6 +34,34 @@ cp "$work/a.safetensors" "$work/simple.safetensors"
   --output "$work/simple.safetensors" --backend reference --threads 1
 "$python" "$tool" compare "$golden/simple_0.safetensors" "$work/simple.safetensors" 1e-5
 
+# --weight-dtype: the module stores its weights in that type; both backends read the stored
+# values, so they agree as closely as in f32, and the result differs from the f32 one.
+mha="$golden/mha_1.safetensors"
+"$python" "$tool" split "$mha" "$work/mw.safetensors"
+heads=$("$python" - "$mha" <<'PY'
+import json, struct, sys
+with open(sys.argv[1], 'rb') as f:
+    n = struct.unpack('<Q', f.read(8))[0]
+    print(json.loads(f.read(n)).get('__metadata__', {}).get('num_heads', '2'))
+PY
+)
+"$simdattn" run --module mha --num-heads "$heads" --input "$mha" --weights "$work/mw.safetensors" \
+  --output "$work/f32.safetensors"
+for dt in f16 bf16; do
+  for be in reference fast; do
+    "$simdattn" run --module mha --num-heads "$heads" --input "$mha" --weights "$work/mw.safetensors" \
+      --output "$work/$dt.$be.safetensors" --weight-dtype "$dt" --backend "$be"
+  done
+  "$python" "$tool" compare "$work/$dt.reference.safetensors" "$work/$dt.fast.safetensors" 1e-5
+  if cmp -s "$work/$dt.fast.safetensors" "$work/f32.safetensors"; then echo "$dt ignored" >&2; exit 1; fi
+done
+set +e
+"$simdattn" run --module mha --num-heads "$heads" --input "$mha" --weights "$work/mw.safetensors" \
+  --output "$work/bad.safetensors" --weight-dtype q4_1 2>"$work/err"
+rc=$?
+set -e
+[[ $rc == 2 ]] && grep -q -- "--weight-dtype" "$work/err" || { echo "bad --weight-dtype: rc $rc" >&2; cat "$work/err" >&2; exit 1; }
+
 # --help lists run with its synopsis.
 "$simdattn" --help | grep -q -- "run --module" || { echo "run missing from --help" >&2; exit 1; }
 echo "run_options: ok"

@@ -242,6 +242,34 @@ TEST(Safetensors, ValidCorpusZeroSizeTensors) {
 // ---------------------------------------------------------------------------------------------
 // F16 and BF16.
 
+// safetensors_storage: a file's own type when every tensor has it, else f32.
+TEST(Safetensors, StorageIsTheFilesTypeWhenUniform) {
+  TempDir dir;
+  const auto write = [&](const std::string& name, const Bytes& bytes) {
+    const auto path = (dir.path() / name).string();
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    return path;
+  };
+  const Bytes two = u16_le({0x3C00, 0x4000});
+  Bytes four = two;
+  four.insert(four.end(), two.begin(), two.end());
+  EXPECT_EQ(safetensors_storage(write("h.safetensors", safetensors_bytes(
+                R"({"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}})", two))),
+            DType::f16);
+  EXPECT_EQ(safetensors_storage(write("b.safetensors", safetensors_bytes(
+                R"({"a":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}})", two))),
+            DType::bf16);
+  EXPECT_EQ(safetensors_storage(write("m.safetensors", safetensors_bytes(
+                R"({"a":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},)"
+                R"("b":{"dtype":"F16","shape":[2],"data_offsets":[4,8]}})", four))),
+            DType::f32);
+  EXPECT_EQ(safetensors_storage((kDataDir / "valid/f32_shapes_unaligned.safetensors").string()),
+            DType::f32);
+  EXPECT_EQ(safetensors_storage((kDataDir / "valid/no_tensors.safetensors").string()), DType::f32);
+  EXPECT_THROW(safetensors_storage((dir.path() / "missing.safetensors").string()), Error);
+}
+
 TEST(Safetensors, F16KnownBitPatterns) {
   const std::vector<std::uint16_t> bits = {0x0000, 0x8000, 0x3C00, 0xC000, 0x7BFF, 0x0001,
                                            0x03FF, 0x0400, 0x7C00, 0xFC00, 0x3555, 0x8001};

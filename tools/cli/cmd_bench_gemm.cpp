@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "bench_support.hpp"
+#include "common.hpp"
 #include "cli.hpp"
 #include "simdattn/gemm.hpp"
 #include "simdattn/runtime.hpp"
@@ -36,10 +37,19 @@ int bench_gemm_command(Args& args) {
   const auto rotate_flag = args.take_optional_int("rotate", 1, 4096);
   const bool unpacked = args.take_flag("unpacked");
   const bool json = args.take_flag("json");
+  const DType weight_type = resolve_weight_dtype(take_weight_dtype(args, "f32"), nullptr);
   apply_runtime_flags(args);
   args.finish();
+  if (unpacked && weight_type != DType::f32)
+    throw UsageError{"--unpacked multiplies f32 weights; drop --weight-dtype or --unpacked"};
 
-  const double weight_bytes = double(n) * double(k) * sizeof(float);
+  // The bytes one product reads of its weight, in its storage type (as packed: 16-column panels).
+  double weight_bytes = double(n) * double(k) * sizeof(float);
+  if (weight_type != DType::f32) {
+    std::vector<float> probe(static_cast<std::size_t>(n * k), 0.0f);
+    weight_bytes = static_cast<double>(
+        PackedMatrix(probe.data(), k, Transpose::yes, k, n, weight_type).resident_bytes());
+  }
   const std::int64_t rotate =
       rotate_flag ? *rotate_flag
                   : (m <= 8 ? std::max<std::int64_t>(
@@ -56,7 +66,7 @@ int bench_gemm_command(Args& args) {
   for (auto& w : weights) {
     w.resize(static_cast<std::size_t>(n * k));
     for (float& x : w) x = dist(rng);
-    if (!unpacked) packed.emplace_back(w.data(), k, Transpose::yes, k, n);
+    if (!unpacked) packed.emplace_back(w.data(), k, Transpose::yes, k, n, weight_type);
   }
 
   std::size_t r = 0;
@@ -92,6 +102,8 @@ int bench_gemm_command(Args& args) {
     j["threads"] = threads;
     j["repeats"] = repeats;
     j["prepacked"] = !unpacked;
+    j["weight_dtype"] = dtype_name(weight_type);
+    j["weight_bytes"] = weight_bytes;
     j["weights_rotated"] = rotate;
     j["median_s"] = med;
     j["min_s"] = *std::min_element(wall.begin(), wall.end());
@@ -101,10 +113,10 @@ int bench_gemm_command(Args& args) {
     add_peak_fields(j, fma);
     std::cout << j.dump() << "\n";
   } else {
-    std::printf("sgemm%s m=%lld n=%lld k=%lld isa=%s threads=%d (weights rotated: %lld)\n",
+    std::printf("sgemm%s m=%lld n=%lld k=%lld isa=%s threads=%d weights=%s (rotated: %lld)\n",
                 unpacked ? "" : "_packed", static_cast<long long>(m), static_cast<long long>(n),
                 static_cast<long long>(k), isa_name(active_isa()), threads,
-                static_cast<long long>(rotate));
+                dtype_name(weight_type), static_cast<long long>(rotate));
     std::printf("median %.6f s over %lld runs (min %.6f s): %.2f GFLOP/s%s, weight %.2f GB/s; "
                 "process CPU %.6f s\n",
                 med, static_cast<long long>(repeats), *std::min_element(wall.begin(), wall.end()),
@@ -116,8 +128,8 @@ int bench_gemm_command(Args& args) {
 
 const bool registered = register_command(
     {"bench gemm",
-     "bench gemm --m M --n N --k K [--isa I] [--threads N] [--repeats R] [--rotate W] "
-     "[--unpacked] [--json]",
+     "bench gemm --m M --n N --k K [--weight-dtype f32|f16|bf16|q8_0] [--isa I] [--threads N] "
+     "[--repeats R] [--rotate W] [--unpacked] [--json]",
      bench_gemm_command});
 
 }  // namespace

@@ -45,6 +45,7 @@ int bench_mha_command(Args& args) {
   const Backend backend = parse_backend_flag(args.take_string("backend", "fast"));
   const std::int64_t repeats = args.take_int("repeats", 5, 1, 1000000);
   const bool json = args.take_flag("json");
+  const DType weight_type = resolve_weight_dtype(take_weight_dtype(args, "f32"), nullptr);
   apply_runtime_flags(args);
   args.finish();
   if (d_model % heads != 0)
@@ -52,6 +53,7 @@ int bench_mha_command(Args& args) {
                      std::to_string(heads) + ")"};
 
   MultiHeadAttention mha(d_model, d_model, tokens, 0.0, heads, true);
+  mha.set_weight_storage(weight_type);
   mha.init_random(1);
   std::vector<float> xv(static_cast<std::size_t>(batch * tokens * d_model));
   std::mt19937 rng(2);
@@ -94,6 +96,8 @@ int bench_mha_command(Args& args) {
     j["backend"] = backend_name(backend);
     j["isa"] = isa_name(active_isa());
     j["threads"] = num_threads();
+    j["weight_dtype"] = dtype_name(weight_type);
+    j["weight_bytes"] = mha.weight_bytes();
     j["repeats"] = repeats;
     j["median_s"] = med;
     j["min_s"] = *std::min_element(wall.begin(), wall.end());
@@ -105,10 +109,11 @@ int bench_mha_command(Args& args) {
     std::cout << j.dump() << "\n";
   } else {
     std::printf("MultiHeadAttention forward B=%lld T=%lld d=%lld heads=%lld backend=%s isa=%s "
-                "threads=%d\n",
+                "threads=%d weights=%s (%.1f MB)\n",
                 static_cast<long long>(batch), static_cast<long long>(tokens),
                 static_cast<long long>(d_model), static_cast<long long>(heads),
-                backend_name(backend), isa_name(active_isa()), num_threads());
+                backend_name(backend), isa_name(active_isa()), num_threads(),
+                dtype_name(weight_type), 1e-6 * static_cast<double>(mha.weight_bytes()));
     std::printf("median %.6f s over %lld runs (min %.6f s): %.2f GFLOP/s (causal-useful)%s; "
                 "process CPU %.6f s; peak RSS %.1f MiB\n",
                 med, static_cast<long long>(repeats), *std::min_element(wall.begin(), wall.end()),
@@ -119,7 +124,8 @@ int bench_mha_command(Args& args) {
 
 const bool registered = register_command(
     {"bench mha",
-     "bench mha --batch B --tokens T --d-model D --heads H [--isa I] [--threads N] "
+     "bench mha --batch B --tokens T --d-model D --heads H [--weight-dtype f32|f16|bf16|q8_0] "
+     "[--isa I] [--threads N] "
      "[--backend fast|reference] [--repeats R] [--json]",
      bench_mha_command});
 

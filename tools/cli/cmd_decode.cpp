@@ -45,6 +45,7 @@ struct DecodeRequest {
   std::uint64_t seed = 0;
   Backend backend = Backend::fast;
   bool json = false;
+  std::string weight_dtype = "auto";
 };
 
 DecodeRequest parse_decode_flags(Args& args) {
@@ -62,6 +63,7 @@ DecodeRequest parse_decode_flags(Args& args) {
   r.seed = static_cast<std::uint64_t>(args.take_int("seed", 0, 0));
   r.backend = parse_backend_flag(args.take_string("backend", "fast"));
   r.json = args.take_flag("json");
+  r.weight_dtype = take_weight_dtype(args);
   apply_runtime_flags(args);
   args.finish();
 
@@ -126,14 +128,19 @@ int decode_command(Args& args) {
     d = ckpt_d;
     gpt2_state = gpt2_attention_state_dict(ckpt, r.gpt2_layer);
   }
+  const DType weight_type =
+      resolve_weight_dtype(r.weight_dtype, r.weights_path ? &*r.weights_path : nullptr);
   std::vector<MultiHeadAttention> layers;
   layers.reserve(static_cast<std::size_t>(r.layers));
+  std::int64_t weight_bytes = 0;
   for (std::int64_t l = 0; l < r.layers; ++l) {
     layers.emplace_back(d, d, context, 0.0, r.heads, /*qkv_bias=*/true);
+    layers.back().set_weight_storage(weight_type);
     if (gpt2_state)
       layers.back().load_state_dict(*gpt2_state);
     else
       layers.back().init_random(r.seed + static_cast<std::uint64_t>(l));
+    weight_bytes += layers.back().weight_bytes();
   }
   std::vector<KVCache> caches;
   caches.reserve(layers.size());
@@ -198,14 +205,18 @@ int decode_command(Args& args) {
                      {"gpt2_layer", r.weights_path ? nlohmann::json(r.gpt2_layer) : nlohmann::json()}};
     out["isa"] = isa_name(active_isa());
     out["threads"] = num_threads();
+    out["weight_dtype"] = dtype_name(weight_type);
+    out["weight_bytes"] = weight_bytes;  // all layers: packed matrices + f32 biases
+    out["kv_dtype"] = "f32";
     out["checksum"] = std::isfinite(checksum) ? nlohmann::json(checksum) : nlohmann::json();
     std::cout << out.dump() << "\n";
   } else {
     std::printf("decode: %lld layer(s) of MultiHeadAttention(d=%lld, heads=%lld), batch %lld, "
-                "%s backend, isa %s, %d thread(s)\n",
+                "%s backend, isa %s, %d thread(s), %s weights (%.1f MB), f32 KV cache\n",
                 static_cast<long long>(r.layers), static_cast<long long>(d),
                 static_cast<long long>(r.heads), static_cast<long long>(r.batch),
-                backend_name(r.backend), isa_name(active_isa()), num_threads());
+                backend_name(r.backend), isa_name(active_isa()), num_threads(),
+                dtype_name(weight_type), 1e-6 * static_cast<double>(weight_bytes));
     std::printf("  prefill  %lld token(s): %.3f ms\n", static_cast<long long>(r.prompt_tokens),
                 1e3 * prefill_s);
     std::printf("  decode   %lld token(s): median %.3f ms/token, p90 %.3f ms/token, "
@@ -218,8 +229,8 @@ int decode_command(Args& args) {
 const bool registered = register_command(
     {"decode",
      "decode --prompt-tokens P --new-tokens N --heads H (--d-model D | --weights W --gpt2-layer I "
-     "[--d-model D]) [--batch B] [--layers L] [--seed S] [--backend fast|reference] [--isa I] "
-     "[--threads N] [--json]",
+     "[--d-model D]) [--batch B] [--layers L] [--seed S] [--weight-dtype f32|f16|bf16|q8_0|auto] "
+     "[--backend fast|reference] [--isa I] [--threads N] [--json]",
      decode_command});
 
 }  // namespace

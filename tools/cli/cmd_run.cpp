@@ -39,6 +39,8 @@ struct RunRequest {
   std::int64_t chunk = 1;
   /// --gpt2-layer N: --weights is a GPT-2 checkpoint; run its layer N's attention.
   std::optional<std::int64_t> gpt2_layer;
+  /// --weight-dtype: how the module stores its projection weights (auto: the file's type).
+  std::string weight_dtype = "auto";
 };
 
 RunRequest parse_run_flags(Args& args) {
@@ -54,6 +56,7 @@ RunRequest parse_run_flags(Args& args) {
   r.prefill = args.take_optional_int("prefill", 0);
   const auto chunk = args.take_optional_int("chunk", 1);
   r.gpt2_layer = args.take_optional_int("gpt2-layer", 0);
+  r.weight_dtype = take_weight_dtype(args);
   apply_runtime_flags(args);
   args.finish();
 
@@ -68,6 +71,8 @@ RunRequest parse_run_flags(Args& args) {
                      "' needs --weights (its parameters would otherwise be all zero)"};
   if (!has_weights(r.kind) && r.weights_path)
     throw UsageError{"module 'simple' has no weights; drop --weights"};
+  if (!has_weights(r.kind) && r.weight_dtype != "auto")
+    throw UsageError{"module 'simple' has no weights; drop --weight-dtype"};
   if (r.prefill && !is_causal(r.kind))
     throw UsageError{std::string("--prefill needs a causal module (causal_attention, "
                                  "mha_wrapper or mha); module '") +
@@ -164,6 +169,9 @@ int run_command(Args& args) {
   std::unique_ptr<AttentionModule> module;
   if (has_weights(config.kind)) {
     module = make_module(config);
+    // Stored before loading, so the weights are packed once, straight into their type.
+    module->set_weight_storage(
+        resolve_weight_dtype(r.weight_dtype, r.weights_path ? &*r.weights_path : nullptr));
     module->load_state_dict(*weights);
   }
   const TensorMap out = run_forward(r, config, module.get(), x);
@@ -178,7 +186,8 @@ const bool registered = register_command(
      "[--d-in N] [--d-out N] [--context-length N (default T)] [--qkv-bias] "
      "[--dropout P [--train [--seed S]]] [--prefill P (causal: P prompt tokens through a KV "
      "cache, then one at a time, or C at a time with --chunk C; writes y only)] [--gpt2-layer N (mha: --weights is a GPT-2 "
-     "checkpoint)] [--backend fast|reference] [--isa I] [--threads N]",
+     "checkpoint)] [--weight-dtype f32|f16|bf16|q8_0|auto (default auto: the weights file's "
+     "type)] [--backend fast|reference] [--isa I] [--threads N]",
      run_command});
 
 }  // namespace

@@ -235,4 +235,20 @@ Backend parse_backend_flag(const std::string& value) {
   throw UsageError{"--backend expects 'fast' or 'reference', got '" + value + "'"};
 }
 
+std::string take_weight_dtype(Args& args, const std::string& fallback) {
+  const std::string v = args.take_string("weight-dtype", fallback);
+  if (v == "auto") return v;
+  try {
+    (void)parse_dtype(v);
+  } catch (const Error&) {
+    throw UsageError{"--weight-dtype: expected f32, f16, bf16, q8_0 or auto, got '" + v + "'"};
+  }
+  return v;
+}
+
+DType resolve_weight_dtype(const std::string& choice, const std::string* weights_path) {
+  if (choice != "auto") return parse_dtype(choice);
+  return weights_path != nullptr ? safetensors_storage(*weights_path) : DType::f32;
+}
+
 }  // namespace simdattn::cli

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "simdattn/dtype.hpp"
 #include "simdattn/export.h"
 
 namespace simdattn {
@@ -19,8 +20,14 @@ class SIMDATTN_API KVCache {
   /// capacity 0 means the module's context_length. With sliding_window, appending past the
   /// capacity drops the oldest tokens (the most recent `capacity` stay); without it, that is an
   /// Error(capacity).
+  ///
+  /// kv_type stores keys and values as f32 (default), f16, bf16 or q8_0 (simdattn/dtype.hpp;
+  /// q8_0 in blocks of 32 along head_dim). Attention always reads them as stored and computes
+  /// in f32, on both backends, so a cached forward gives the same result for any split of a
+  /// sequence into calls. Error(unsupported) for q8_0 when head_dim % 32 != 0, and for a
+  /// stored type when head_dim > 512.
   KVCache(const AttentionModule& module, std::int64_t batch, std::int64_t capacity = 0,
-          bool sliding_window = false);
+          bool sliding_window = false, DType kv_type = DType::f32);
   ~KVCache();
   KVCache(KVCache&&) noexcept;
   KVCache& operator=(KVCache&&) noexcept;
@@ -37,6 +44,9 @@ class SIMDATTN_API KVCache {
   std::int64_t capacity() const noexcept;
   std::int64_t batch() const noexcept;
   bool sliding_window() const noexcept;
+  DType kv_type() const noexcept;
+  /// Bytes held for keys and values (the preallocated capacity).
+  std::int64_t bytes() const noexcept;
 
   struct Storage;
   /// Internal. Error(invalid_argument) on a moved-from cache.

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "simdattn/dtype.hpp"
+
 namespace simdattn::detail {
 
 inline std::uint32_t f32_bits(float x) noexcept {
@@ -88,6 +90,50 @@ inline std::uint16_t q8_0_encode_block(const float* in, std::int64_t stride,
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   for (int i = 0; i < 32; ++i) q[i] = static_cast<std::int8_t>(std::roundf(in[i * stride] * id));
   return f32_to_f16(d);
+}
+
+/// A KV-cache row of head_dim values in storage type t (the layout of kv_row_bytes in
+/// kernels/gemm_params.hpp): f16/bf16 values back to back, or q8_0 blocks of [f16 scale][32
+/// int8] (head_dim % 32 == 0). f32 rows are plain floats.
+inline void kv_encode_row(const float* src, std::int64_t head_dim, DType t, unsigned char* dst) noexcept {
+  if (t == DType::f32) {
+    std::memcpy(dst, src, static_cast<std::size_t>(head_dim) * 4);
+  } else if (t == DType::q8_0) {
+    for (std::int64_t blk = 0; blk < head_dim / 32; ++blk) {
+      unsigned char* b = dst + blk * 34;
+      std::int8_t q[32];
+      const std::uint16_t d = q8_0_encode_block(src + blk * 32, 1, q);
+      std::memcpy(b, &d, 2);
+      std::memcpy(b + 2, q, 32);
+    }
+  } else {
+    for (std::int64_t c = 0; c < head_dim; ++c) {
+      const std::uint16_t h = t == DType::f16 ? f32_to_f16(src[c]) : f32_to_bf16(src[c]);
+      std::memcpy(dst + 2 * c, &h, 2);
+    }
+  }
+}
+
+/// The inverse, exactly (the reference's reading of a stored cache).
+inline void kv_decode_row(const unsigned char* src, std::int64_t head_dim, DType t, float* dst) noexcept {
+  if (t == DType::f32) {
+    std::memcpy(dst, src, static_cast<std::size_t>(head_dim) * 4);
+  } else if (t == DType::q8_0) {
+    for (std::int64_t blk = 0; blk < head_dim / 32; ++blk) {
+      const unsigned char* b = src + blk * 34;
+      std::uint16_t d;
+      std::memcpy(&d, b, 2);
+      const float scale = f16_to_f32(d);
+      for (int i = 0; i < 32; ++i)
+        dst[blk * 32 + i] = scale * static_cast<float>(static_cast<std::int8_t>(b[2 + i]));
+    }
+  } else {
+    for (std::int64_t c = 0; c < head_dim; ++c) {
+      std::uint16_t h;
+      std::memcpy(&h, src + 2 * c, 2);
+      dst[c] = t == DType::f16 ? f16_to_f32(h) : bf16_to_f32(h);
+    }
+  }
 }
 
 }  // namespace simdattn::detail

@@ -10,11 +10,19 @@
 
 #include <cstdint>
 
+#include "simdattn/dtype.hpp"
+
 namespace simdattn::detail {
 
 struct KVRing {
-  float* k = nullptr;
+  float* k = nullptr;  ///< f32 caches
   float* v = nullptr;
+  /// Caches stored in another type (k and v null): rows of row_bytes bytes in the same
+  /// [batch][heads][capacity] order (layout: kernels/gemm_params.hpp, kv_row_bytes).
+  DType storage = DType::f32;
+  unsigned char* kb = nullptr;
+  unsigned char* vb = nullptr;
+  std::int64_t row_bytes = 0;
   std::int64_t batch = 0, heads = 0, capacity = 0, head_dim = 0;
   std::int64_t start = 0;     ///< physical slot of logical slot 0
   std::int64_t length = 0;    ///< tokens held: logical slots [0, length)
@@ -34,6 +42,15 @@ struct KVRing {
   }
   float* v_row(std::int64_t b, std::int64_t h, std::int64_t logical) const noexcept {
     return v + head_offset(b, h) + physical(logical) * head_dim;
+  }
+  /// Row (b, h, logical) of a cache in any storage type, as bytes.
+  unsigned char* k_bytes(std::int64_t b, std::int64_t h, std::int64_t logical) const noexcept {
+    return storage == DType::f32 ? reinterpret_cast<unsigned char*>(k_row(b, h, logical))
+                                 : kb + ((b * heads + h) * capacity + physical(logical)) * row_bytes;
+  }
+  unsigned char* v_bytes(std::int64_t b, std::int64_t h, std::int64_t logical) const noexcept {
+    return storage == DType::f32 ? reinterpret_cast<unsigned char*>(v_row(b, h, logical))
+                                 : vb + ((b * heads + h) * capacity + physical(logical)) * row_bytes;
   }
 };
 

@@ -103,7 +103,15 @@ KernelTable make_table() {
   t.flash = {T::flash, &flash_pack_queries<Arch>, &flash_attention_block<Arch>,
              &flash_attention_finish<Arch>, flash_tile_shape<Arch>()};
   t.softmax = {T::softmax, &causal_softmax_rows<Arch>, &exp_f32<Arch>};
-  t.decode = {T::decode, &decode_attention_row<Arch>};
+  t.decode.name = T::decode;
+  t.decode.row = &decode_attention_row<Arch>;
+  constexpr WeightStorage kStored[] = {WeightStorage::f16, WeightStorage::bf16, WeightStorage::q8_0};
+  t.decode.stored[static_cast<int>(kStored[0])] = &decode_attention_row_stored<Arch, kStored[0]>;
+  t.decode.stored[static_cast<int>(kStored[1])] = &decode_attention_row_stored<Arch, kStored[1]>;
+  t.decode.stored[static_cast<int>(kStored[2])] = &decode_attention_row_stored<Arch, kStored[2]>;
+  t.decode.kv_dequant[static_cast<int>(kStored[0])] = &kv_dequant_rows<Arch, kStored[0]>;
+  t.decode.kv_dequant[static_cast<int>(kStored[1])] = &kv_dequant_rows<Arch, kStored[1]>;
+  t.decode.kv_dequant[static_cast<int>(kStored[2])] = &kv_dequant_rows<Arch, kStored[2]>;
   t.dequant[static_cast<int>(WeightStorage::f16)] = {
       T::dequant[0], &dequant_panels<Arch, WeightStorage::f16>,
       &gemm_small_m_stored<Arch, mr, WeightStorage::f16>};

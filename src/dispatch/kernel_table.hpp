@@ -57,6 +57,10 @@ struct SoftmaxKernels {
 struct DecodeKernel {
   const char* name = nullptr;  ///< "f32_decode_attention_row__avx2"
   DecodeRowFn row = nullptr;
+  /// Over a cache stored in another type, indexed by WeightStorage (null for f32), and the
+  /// rows' dequantizer (for the flash path over such a cache).
+  DecodeRowStoredFn stored[kWeightStorageCount] = {};
+  KvDequantRowsFn kv_dequant[kWeightStorageCount] = {};
 };
 
 /// The storage-type axis: the dequantizer of one packed-weight storage type (null for f32,

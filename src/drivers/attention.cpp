@@ -18,6 +18,7 @@
 #include <new>
 #include <vector>
 
+#include "common/half.hpp"
 #include "common/validate.hpp"
 #include "dispatch/kernel_table.hpp"
 #include "drivers/attention_decode.hpp"
@@ -40,6 +41,13 @@ constexpr std::int64_t kHeadMajorMinTokens = 64;
 /// transparent huge pages: when the attention reads Q/K/V through strides (short sequences),
 /// rows are 3*inner floats apart and with 4 KiB pages nearly every row is its own TLB entry.
 float* forward_scratch(std::int64_t n) {
+  thread_local ScratchFloats scratch(/*huge_pages=*/true);
+  return scratch.get(n);
+}
+
+/// The f32 copy of a stored cache's held rows for one flash-path call (its own buffer: the
+/// forward scratch above is in use for Q and the context meanwhile).
+float* stored_kv_scratch(std::int64_t n) {
   thread_local ScratchFloats scratch(/*huge_pages=*/true);
   return scratch.get(n);
 }
@@ -229,16 +237,17 @@ void FastAttention::forward_cached(const float* x, std::int64_t batch, std::int6
                st.bqkv.empty() ? nullptr : st.bqkv.data());
 
   // Append the new keys and values: the cache is head-major so that the attention below reads
-  // each head's keys as contiguous rows, whatever the projection's layout.
-  const auto row_bytes = static_cast<std::size_t>(hd) * sizeof(float);
+  // each head's keys as contiguous rows, whatever the projection's layout; a stored cache
+  // encodes them into its type here, once (the reference encodes with the same definition).
   for (std::int64_t b = 0; b < batch; ++b)
     for (std::int64_t t = 0; t < tokens; ++t) {
       const float* src = qkv + (b * tokens + t) * n3;
       for (std::int64_t h = 0; h < heads; ++h) {
-        std::memcpy(cache.k_row(b, h, held + t), src + inner + h * hd, row_bytes);
-        std::memcpy(cache.v_row(b, h, held + t), src + 2 * inner + h * hd, row_bytes);
+        kv_encode_row(src + inner + h * hd, hd, cache.storage, cache.k_bytes(b, h, held + t));
+        kv_encode_row(src + 2 * inner + h * hd, hd, cache.storage, cache.v_bytes(b, h, held + t));
       }
     }
+  const bool stored = cache.storage != DType::f32;
 
   FlashProblem p;
   p.batch = batch;
@@ -254,6 +263,12 @@ void FastAttention::forward_cached(const float* x, std::int64_t batch, std::int6
   p.v = cache.v;
   p.kv_ring = cache.capacity;
   p.kv_ring_start = cache.start;
+  if (stored) {
+    p.kv_storage = weight_storage(cache.storage);
+    p.kb = cache.kb;
+    p.vb = cache.vb;
+    p.kv_row_bytes = cache.row_bytes;
+  }
   p.k_batch_stride = p.v_batch_stride = heads * cache.capacity * hd;
   p.k_head_stride = p.v_head_stride = cache.capacity * hd;
   p.k_row_stride = p.v_row_stride = hd;
@@ -268,10 +283,42 @@ void FastAttention::forward_cached(const float* x, std::int64_t batch, std::int6
   p.dropout = dropout;
   // A decode step (one or two queries per head) is a pass over the cache: the head_dim-wise
   // kernel keeps it memory-bound, where the query-vectorised flash kernel would idle its lanes.
-  if (tokens <= 2)
+  if (tokens <= 2) {
     decode_attention(p);
-  else
+  } else if (!stored) {
     flash_attention(p);
+  } else {
+    // Flash attention over a stored cache: the held rows of every (batch, head), oldest first,
+    // dequantized once per call into a per-thread f32 copy (not kept: the next call reuses
+    // it), which the flash kernels then read as a plain, unwrapped K/V.
+    const std::int64_t kv = held + tokens;
+    float* kf = stored_kv_scratch(2 * batch * heads * kv * hd);
+    float* vf = kf + batch * heads * kv * hd;
+    const KvDequantRowsFn dequant = kernels().decode.kv_dequant[static_cast<int>(p.kv_storage)];
+    parallel_for_blocks(batch * heads, [&](std::int64_t task) {
+      const std::int64_t b = task / heads, h = task % heads;
+      float* kd = kf + task * kv * hd;
+      float* vd = vf + task * kv * hd;
+      // Logical slots [0, kv) sit at physical [start, capacity) then [0, ...): two runs.
+      const std::int64_t first_run = std::min(kv, cache.capacity - cache.start);
+      dequant(cache.k_bytes(b, h, 0), cache.row_bytes, first_run, hd, kd);
+      dequant(cache.v_bytes(b, h, 0), cache.row_bytes, first_run, hd, vd);
+      if (kv > first_run) {
+        dequant(cache.k_bytes(b, h, first_run), cache.row_bytes, kv - first_run, hd,
+                kd + first_run * hd);
+        dequant(cache.v_bytes(b, h, first_run), cache.row_bytes, kv - first_run, hd,
+                vd + first_run * hd);
+      }
+    });
+    p.k = kf;
+    p.v = vf;
+    p.kv_ring = 0;
+    p.kv_ring_start = 0;
+    p.kv_storage = WeightStorage::f32;
+    p.k_batch_stride = p.v_batch_stride = heads * kv * hd;
+    p.k_head_stride = p.v_head_stride = kv * hd;
+    flash_attention(p);
+  }
 
   if (spec.out_proj)
     sgemm_packed(m, 1.0f, ctx, inner, st.wo, 0.0f, y, inner, st.bo.data());

@@ -24,7 +24,10 @@ float* decode_scratch(std::int64_t n) {
 
 void decode_attention(const FlashProblem& p) {
   assert(p.k_row_stride == p.v_row_stride && "the cache holds K and V rows alike");
-  const DecodeRowFn kernel = kernels().decode.row;
+  const bool stored = p.kv_storage != WeightStorage::f32;
+  const DecodeRowFn kernel =
+      stored ? kernels().decode.stored[static_cast<int>(p.kv_storage)] : kernels().decode.row;
+  assert(kernel != nullptr);
   const float keep_scale = static_cast<float>(p.dropout.keep_scale());
   parallel_for_blocks(p.batch * p.heads, [&](std::int64_t task) {
     const std::int64_t b = task / p.heads, h = task % p.heads;
@@ -52,14 +55,24 @@ void decode_attention(const FlashProblem& p) {
       }
       DecodeRowArgs args;
       args.q = p.q + b * p.q_batch_stride + h * p.q_head_stride + t * p.q_row_stride;
-      const float* k = p.k + b * p.k_batch_stride + h * p.k_head_stride;
-      const float* v = p.v + b * p.v_batch_stride + h * p.v_head_stride;
-      args.k = k + p.kv_ring_start * p.k_row_stride;
-      args.v = v + p.kv_ring_start * p.v_row_stride;
-      args.k_wrap = k;
-      args.v_wrap = v;
+      if (!stored) {
+        const float* k = p.k + b * p.k_batch_stride + h * p.k_head_stride;
+        const float* v = p.v + b * p.v_batch_stride + h * p.v_head_stride;
+        args.k = k + p.kv_ring_start * p.k_row_stride;
+        args.v = v + p.kv_ring_start * p.v_row_stride;
+        args.k_wrap = k;
+        args.v_wrap = v;
+      }
       args.split = p.kv_ring == 0 ? visible : std::min(visible, p.kv_ring - p.kv_ring_start);
       args.kv_stride = p.k_row_stride;
+      if (stored) {  // [batch][heads][kv_ring] rows of kv_row_bytes
+        const std::int64_t head = (b * p.heads + h) * p.kv_ring * p.kv_row_bytes;
+        args.kb_wrap = p.kb + head;
+        args.vb_wrap = p.vb + head;
+        args.kb = args.kb_wrap + p.kv_ring_start * p.kv_row_bytes;
+        args.vb = args.vb_wrap + p.kv_ring_start * p.kv_row_bytes;
+        args.row_bytes = p.kv_row_bytes;
+      }
       args.keys = visible;
       args.head_dim = p.head_dim;
       args.scale = p.scale;

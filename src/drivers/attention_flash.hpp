@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "common/dropout.hpp"
+#include "kernels/gemm_params.hpp"  // WeightStorage
 
 namespace simdattn::detail {
 
@@ -40,6 +41,12 @@ struct FlashProblem {
   /// value rows too, so a non-finite V[j][c] makes column c NaN for every query that cannot
   /// see key j (plain causal forwards, as PyTorch).
   bool propagate_masked_nonfinite = false;
+  /// decode_attention only: K/V stored in another type (k and v unused), rows of kv_row_bytes
+  /// at kb/vb in [batch][heads][kv_ring] order.
+  WeightStorage kv_storage = WeightStorage::f32;
+  const unsigned char* kb = nullptr;
+  const unsigned char* vb = nullptr;
+  std::int64_t kv_row_bytes = 0;
 };
 
 /// Runs on the active ISA with num_threads() threads; bitwise identical for any thread count.

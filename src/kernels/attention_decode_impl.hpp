@@ -3,12 +3,17 @@
 #pragma once
 
 #include "kernels/attention_decode.hpp"
+#include "kernels/dequant_impl.hpp"  // the stored-row decoders
 #include "kernels/softmax_simd.hpp"
 
 namespace simdattn::detail {
 
-template <class Arch>
-void decode_attention_row(const DecodeRowArgs& a) {
+namespace decode_impl {
+
+/// The kernel over rows it gets from k_row(j) and v_row(j) (f32 pointers valid until the next
+/// call): the cache's own rows for f32, rows decoded into a stack buffer for stored caches.
+template <class Arch, class KRow, class VRow>
+inline void attention_row(const DecodeRowArgs& a, KRow&& k_row, VRow&& v_row) {
   using V = xsimd::batch<float, Arch>;
   constexpr std::int64_t W = static_cast<std::int64_t>(V::size);
   const std::int64_t hd = a.head_dim, n = a.keys;
@@ -18,7 +23,7 @@ void decode_attention_row(const DecodeRowArgs& a) {
   float max = -__builtin_inff();
   bool nan = false;
   for (std::int64_t j = 0; j < n; ++j) {
-    const float* kj = j < a.split ? a.k + j * a.kv_stride : a.k_wrap + (j - a.split) * a.kv_stride;
+    const float* kj = k_row(j);
     V acc0(0.0f), acc1(0.0f);
     std::int64_t d = 0;
     for (; d + 2 * W <= hd; d += 2 * W) {
@@ -69,8 +74,7 @@ void decode_attention_row(const DecodeRowArgs& a) {
     float w = a.scores[jj] * inv;
     if (a.keep != nullptr) w *= a.keep[jj];
     const V vw(w);
-    const float* vj =
-        jj < a.split ? a.v + jj * a.kv_stride : a.v_wrap + (jj - a.split) * a.kv_stride;
+    const float* vj = v_row(jj);
     std::int64_t d = 0;
     for (; d + W <= hd; d += W)
       flash_madd<Arch>(vw, V::load_unaligned(vj + d), V::load_unaligned(out + d)).store_unaligned(out + d);
@@ -79,6 +83,47 @@ void decode_attention_row(const DecodeRowArgs& a) {
                                            load_partial<Arch>(out + d, hd - d, 0.0f)),
                           out + d, hd - d);
   }
+}
+
+}  // namespace decode_impl
+
+template <class Arch>
+void decode_attention_row(const DecodeRowArgs& a) {
+  decode_impl::attention_row<Arch>(
+      a,
+      [&](std::int64_t j) {
+        return j < a.split ? a.k + j * a.kv_stride : a.k_wrap + (j - a.split) * a.kv_stride;
+      },
+      [&](std::int64_t j) {
+        return j < a.split ? a.v + j * a.kv_stride : a.v_wrap + (j - a.split) * a.kv_stride;
+      });
+}
+
+template <class Arch, WeightStorage S>
+void decode_attention_row_stored(const DecodeRowArgs& a) {
+  assert(a.head_dim <= kMaxStoredHeadDim);
+  alignas(64) float k_buf[kMaxStoredHeadDim];
+  alignas(64) float v_buf[kMaxStoredHeadDim];
+  const auto row = [&](const unsigned char* base, const unsigned char* wrap, std::int64_t j) {
+    return j < a.split ? base + j * a.row_bytes : wrap + (j - a.split) * a.row_bytes;
+  };
+  decode_impl::attention_row<Arch>(
+      a,
+      [&](std::int64_t j) {
+        kv_decode_row<Arch, S>(row(a.kb, a.kb_wrap, j), a.head_dim, k_buf);
+        return static_cast<const float*>(k_buf);
+      },
+      [&](std::int64_t j) {
+        kv_decode_row<Arch, S>(row(a.vb, a.vb_wrap, j), a.head_dim, v_buf);
+        return static_cast<const float*>(v_buf);
+      });
+}
+
+template <class Arch, WeightStorage S>
+void kv_dequant_rows(const unsigned char* src, std::int64_t row_bytes, std::int64_t count,
+                     std::int64_t head_dim, float* dst) {
+  for (std::int64_t r = 0; r < count; ++r)
+    kv_decode_row<Arch, S>(src + r * row_bytes, head_dim, dst + r * head_dim);
 }
 
 }  // namespace simdattn::detail

@@ -108,7 +108,25 @@ struct DecodeRowArgs {
   const float* keep = nullptr;
   float* scores = nullptr;  ///< scratch of >= keys floats
   float* out = nullptr;     ///< head_dim floats
+  /// A cache stored in another type (DecodeRowStoredFn only): row j at kb + j * row_bytes
+  /// before the split and kb_wrap + (j - split) * row_bytes after; likewise v. k, v and
+  /// kv_stride are unused then.
+  const unsigned char* kb = nullptr;
+  const unsigned char* vb = nullptr;
+  const unsigned char* kb_wrap = nullptr;
+  const unsigned char* vb_wrap = nullptr;
+  std::int64_t row_bytes = 0;
 };
 using DecodeRowFn = void (*)(const DecodeRowArgs&);
+/// The same over a stored cache: each K and V row is decoded exactly (into registers and a
+/// stack row of at most kMaxStoredHeadDim floats) and then used as the f32 kernel uses its
+/// rows, so the bits are those of the f32 kernel on the decoded cache.
+using DecodeRowStoredFn = void (*)(const DecodeRowArgs&);
+inline constexpr std::int64_t kMaxStoredHeadDim = 512;
+
+/// KV rows (head_dim values each) of a stored cache decoded into f32 rows, `count` rows from
+/// src (row_bytes apart) to dst (head_dim apart).
+using KvDequantRowsFn = void (*)(const unsigned char* src, std::int64_t row_bytes,
+                                 std::int64_t count, std::int64_t head_dim, float* dst);
 
 }  // namespace simdattn::detail

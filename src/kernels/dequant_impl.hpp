@@ -345,4 +345,68 @@ void gemm_small_m_stored(std::int64_t m, std::int64_t k, const float* a, std::in
   }
 }
 
+namespace dequant_impl {
+
+/// One half to float, as the vector converters do (exact; NaN quiet). For row tails.
+template <class Arch>
+inline float f16_scalar(std::uint16_t h) noexcept {
+  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+  const std::uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+  std::uint32_t bits;
+  if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (mant << 13) | (mant != 0 ? 0x00400000u : 0u);
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112) << 23) | (mant << 13);
+  } else {
+    const float mag = static_cast<float>(mant) * 0x1p-24f;
+    return sign ? -mag : mag;
+  }
+  float f;
+  __builtin_memcpy(&f, &bits, 4);
+  return f;
+}
+
+template <class Arch>
+inline float bf16_scalar(std::uint16_t h) noexcept {
+  const std::uint32_t bits = static_cast<std::uint32_t>(h) << 16;
+  float f;
+  __builtin_memcpy(&f, &bits, 4);
+  return f;
+}
+
+}  // namespace dequant_impl
+
+/// One KV-cache row (kv_row_bytes(S, head_dim) bytes, layout in gemm_params.hpp) to head_dim
+/// floats, exactly.
+template <class Arch, WeightStorage S>
+inline void kv_decode_row(const unsigned char* row, std::int64_t head_dim, float* dst) noexcept {
+  constexpr std::int64_t PW = 16;
+  if constexpr (S == WeightStorage::q8_0) {
+    for (std::int64_t blk = 0; blk < head_dim / kQ8Block; ++blk) {
+      const unsigned char* b = row + blk * kQ8KvBlockBytes;
+      std::uint16_t h;
+      __builtin_memcpy(&h, b, 2);
+      alignas(64) float scale[PW];
+      const float d = dequant_impl::f16_scalar<Arch>(h);
+      for (std::int64_t i = 0; i < PW; ++i) scale[i] = d;
+      dequant_impl::q8_row<Arch>(b + 2, scale, dst + blk * kQ8Block);
+      dequant_impl::q8_row<Arch>(b + 2 + PW, scale, dst + blk * kQ8Block + PW);
+    }
+  } else {
+    std::int64_t c = 0;
+    for (; c + PW <= head_dim; c += PW) {
+      if constexpr (S == WeightStorage::f16)
+        dequant_impl::f16_row<Arch>(row + 2 * c, dst + c);
+      else
+        dequant_impl::bf16_row<Arch>(row + 2 * c, dst + c);
+    }
+    for (; c < head_dim; ++c) {
+      std::uint16_t h;
+      __builtin_memcpy(&h, row + 2 * c, 2);
+      dst[c] = S == WeightStorage::f16 ? dequant_impl::f16_scalar<Arch>(h)
+                                       : dequant_impl::bf16_scalar<Arch>(h);
+    }
+  }
+}
+
 }  // namespace simdattn::detail

@@ -53,6 +53,11 @@ using GemmSmallMFn = void (*)(std::int64_t m, std::int64_t k, const float* a, st
 ///               then 32 rows of 16 int8; row kk's values at block + 32 + (kk % 32) * 16
 enum class WeightStorage : int { f32 = 0, f16 = 1, bf16 = 2, q8_0 = 3 };
 inline constexpr int kWeightStorageCount = 4;
+/// The kernels' name for a public simdattn::DType value (same order: f32, f16, bf16, q8_0;
+/// src/drivers/gemm.hpp checks it). Takes the int so this header needs no public one.
+constexpr WeightStorage weight_storage_of_int(int dtype) noexcept {
+  return static_cast<WeightStorage>(dtype);
+}
 inline constexpr std::int64_t kQ8Block = 32;
 inline constexpr std::int64_t kQ8BlockBytes = 16 * 2 + kQ8Block * 16;  ///< per panel: 544
 /// Bytes of one packed panel of depth k (k a multiple of kQ8Block for q8_0).
@@ -60,6 +65,15 @@ constexpr std::int64_t packed_panel_bytes(WeightStorage s, std::int64_t k) noexc
   return s == WeightStorage::f32    ? k * 16 * 4
          : s == WeightStorage::q8_0 ? (k / kQ8Block) * kQ8BlockBytes
                                     : k * 16 * 2;
+}
+
+/// A KV-cache row of head_dim values in storage type s: f32 / f16 / bf16 values back to back;
+/// q8_0 as head_dim / 32 blocks of [f16 scale][32 int8] (34 bytes: GGUF's block_q8_0).
+inline constexpr std::int64_t kQ8KvBlockBytes = 2 + kQ8Block;
+constexpr std::int64_t kv_row_bytes(WeightStorage s, std::int64_t head_dim) noexcept {
+  return s == WeightStorage::f32    ? head_dim * 4
+         : s == WeightStorage::q8_0 ? (head_dim / kQ8Block) * kQ8KvBlockBytes
+                                    : head_dim * 2;
 }
 
 /// Dequantizer: depth rows [k0, k0 + kc) of `panels` consecutive stored panels (b_panels, panel

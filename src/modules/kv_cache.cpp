@@ -1,6 +1,8 @@
 // src/modules/kv_cache.cpp — KVCache: preallocation, validation, sliding-window eviction.
 
 #include "common/validate.hpp"
+#include "kernels/attention_params.hpp"
+#include "kernels/gemm_params.hpp"
 #include "modules/attention_core.hpp"
 #include "modules/kv_cache_storage.hpp"
 #include "simdattn/attention.hpp"
@@ -8,7 +10,7 @@
 namespace simdattn {
 
 KVCache::KVCache(const AttentionModule& module, std::int64_t batch, std::int64_t capacity,
-                 bool sliding_window)
+                 bool sliding_window, DType kv_type)
     : storage_(std::make_unique<Storage>()) {
   const char* who = "KVCache";
   const detail::AttentionSpec& spec = module.core().spec();
@@ -32,8 +34,33 @@ KVCache::KVCache(const AttentionModule& module, std::int64_t batch, std::int64_t
   s.head_dim = spec.head_dim;
   s.capacity = capacity;
   s.sliding = sliding_window;
-  s.k.assign(static_cast<std::size_t>(n), 0.0f);
-  s.v.assign(static_cast<std::size_t>(n), 0.0f);
+  s.type = kv_type;
+  if (kv_type == DType::f32) {
+    s.row_bytes = spec.head_dim * 4;
+    s.k.assign(static_cast<std::size_t>(n), 0.0f);
+    s.v.assign(static_cast<std::size_t>(n), 0.0f);
+    return;
+  }
+  if (kv_type != DType::f16 && kv_type != DType::bf16 && kv_type != DType::q8_0)
+    detail::fail_arg(who, ": unknown kv_type (", static_cast<int>(kv_type), ")");
+  if (spec.head_dim > detail::kMaxStoredHeadDim)
+    detail::fail(ErrorCode::unsupported, who, ": a ", dtype_name(kv_type), " cache needs head_dim (",
+                 spec.head_dim, ") <= ", detail::kMaxStoredHeadDim);
+  if (kv_type == DType::q8_0 && spec.head_dim % 32 != 0)
+    detail::fail(ErrorCode::unsupported, who, ": a q8_0 cache stores blocks of 32 along head_dim; ",
+                 "head_dim (", spec.head_dim, ") is not a multiple of 32");
+  s.row_bytes = detail::kv_row_bytes(detail::weight_storage_of_int(static_cast<int>(kv_type)), spec.head_dim);
+  const std::int64_t rows = n / spec.head_dim;
+  const std::int64_t bytes = detail::checked_mul(who, "cache bytes", rows, s.row_bytes);
+  s.kb.assign(static_cast<std::size_t>(bytes), 0);
+  s.vb.assign(static_cast<std::size_t>(bytes), 0);
+}
+
+DType KVCache::kv_type() const noexcept { return storage_ ? storage_->type : DType::f32; }
+std::int64_t KVCache::bytes() const noexcept {
+  if (!storage_) return 0;
+  const Storage& s = *storage_;
+  return static_cast<std::int64_t>((s.k.size() + s.v.size()) * sizeof(float) + s.kb.size() + s.vb.size());
 }
 
 KVCache::~KVCache() = default;

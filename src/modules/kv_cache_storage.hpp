@@ -21,13 +21,20 @@ struct __attribute__((visibility("hidden"))) KVCache::Storage {
   std::int64_t start = 0;     ///< physical slot of the oldest held token
   std::int64_t length = 0;    ///< tokens held
   std::int64_t position = 0;  ///< tokens appended since reset (absolute position of the next)
-  std::vector<float> k, v;    ///< [batch, heads, capacity, head_dim]
+  std::vector<float> k, v;    ///< [batch, heads, capacity, head_dim] (f32 caches)
+  DType type = DType::f32;
+  std::int64_t row_bytes = 0;            ///< one stored row (stored caches)
+  std::vector<unsigned char> kb, vb;     ///< [batch, heads, capacity] rows (stored caches)
 
   /// The cache as the drivers and the reference read and write it.
   detail::KVRing view() noexcept {
     detail::KVRing r;
-    r.k = k.data();
-    r.v = v.data();
+    r.k = k.empty() ? nullptr : k.data();
+    r.v = v.empty() ? nullptr : v.data();
+    r.storage = type;
+    r.kb = kb.empty() ? nullptr : kb.data();
+    r.vb = vb.empty() ? nullptr : vb.data();
+    r.row_bytes = row_bytes;
     r.batch = batch;
     r.heads = heads;
     r.capacity = capacity;

@@ -2,7 +2,10 @@
 // arrive one (or a few) at a time: plain loops in double over the cached keys and values.
 #include "reference/attention_cached_reference.hpp"
 
+#include "common/half.hpp"
+
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
@@ -29,6 +32,10 @@ void attention_forward_reference_cached(const AttentionDesc& spec, const Attenti
     const float* xb = x + b * tokens * d_in;
     // Projections of the new tokens, nn.Linear style (w [inner, d_in]).
     std::vector<double> q(static_cast<std::size_t>(tokens * inner));
+    // The new K/V rows, rounded to float, then stored in the cache's type (kv_encode_row: a
+    // stored cache holds them encoded, and every read below decodes what is stored).
+    std::vector<float> k_new(static_cast<std::size_t>(tokens * inner)),
+        v_new(static_cast<std::size_t>(tokens * inner));
     for (std::int64_t t = 0; t < tokens; ++t)
       for (std::int64_t o = 0; o < inner; ++o) {
         double aq = weights.bq.empty() ? 0.0 : weights.bq[static_cast<std::size_t>(o)];
@@ -41,10 +48,15 @@ void attention_forward_reference_cached(const AttentionDesc& spec, const Attenti
           av += xv * weights.wv[at(o, d_in, c)];
         }
         q[at(t, inner, o)] = aq;
-        const std::int64_t h = o / hd, c = o % hd;
-        cache.k_row(b, h, held + t)[c] = static_cast<float>(ak);
-        cache.v_row(b, h, held + t)[c] = static_cast<float>(av);
+        k_new[at(t, inner, o)] = static_cast<float>(ak);
+        v_new[at(t, inner, o)] = static_cast<float>(av);
       }
+    for (std::int64_t t = 0; t < tokens; ++t)
+      for (std::int64_t h = 0; h < spec.num_heads; ++h) {
+        kv_encode_row(&k_new[at(t, inner, h * hd)], hd, cache.storage, cache.k_bytes(b, h, held + t));
+        kv_encode_row(&v_new[at(t, inner, h * hd)], hd, cache.storage, cache.v_bytes(b, h, held + t));
+      }
+    std::vector<float> row(static_cast<std::size_t>(hd));
 
     std::vector<double> context(static_cast<std::size_t>(tokens * inner), 0.0);
     for (std::int64_t h = 0; h < spec.num_heads; ++h)
@@ -55,7 +67,8 @@ void attention_forward_reference_cached(const AttentionDesc& spec, const Attenti
         double max = -std::numeric_limits<double>::infinity();
         bool has_nan = false;
         for (std::int64_t s = 0; s < keys; ++s) {
-          const float* k = cache.k_row(b, h, s);
+          kv_decode_row(cache.k_bytes(b, h, s), hd, cache.storage, row.data());
+          const float* k = row.data();
           double acc = 0.0;
           for (std::int64_t c = 0; c < hd; ++c) acc += q[at(i, inner, h * hd + c)] * k[c];
           w[static_cast<std::size_t>(s)] = acc / sqrt_dk;
@@ -79,7 +92,8 @@ void attention_forward_reference_cached(const AttentionDesc& spec, const Attenti
                             static_cast<std::uint64_t>(first + s))
                    ? dropout.keep_scale()
                    : 0.0;
-          const float* v = cache.v_row(b, h, s);
+          kv_decode_row(cache.v_bytes(b, h, s), hd, cache.storage, row.data());
+          const float* v = row.data();
           for (std::int64_t c = 0; c < hd; ++c) context[at(i, inner, h * hd + c)] += e * v[c];
         }
       }

@@ -11,10 +11,13 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "common/half.hpp"
+#include "common/kv_ring.hpp"
 #include "dispatch/kernel_table.hpp"
+#include "modules/kv_cache_storage.hpp"
 #include "drivers/gemm.hpp"
 #include "simdattn/attention.hpp"
 #include "simdattn/dtype.hpp"
@@ -377,6 +380,191 @@ TEST(StoredWeightModules, KvCacheDecodeMatchesTheReference) {
       for (std::int64_t i = 0; i < 5 * 64; ++i)
         ASSERT_NEAR(y[i], y_ref[t0 * 64 + i], 2e-5f) << dtype_name(t) << " token " << t0 + i / 64;
     }
+  }
+}
+
+// --- KV caches stored in f16, bf16, q8_0 ---------------------------------------------------
+
+constexpr DType kKvTypes[] = {DType::f16, DType::bf16, DType::q8_0};
+
+// The stored decode kernel against the f32 kernel on the decoded rows: the same bits (ring
+// splits, dropout multipliers, a NaN value, head dims with tails for f16/bf16).
+TEST_P(StoredWeightsIsa, StoredCacheDecodeKernelHasTheF32KernelsBitsOnDecodedRows) {
+  const detail::KernelTable& t = detail::kernels_for(GetParam());
+  for (DType type : kKvTypes)
+    for (std::int64_t hd : {32, 64, 96, 128, 17, 40})
+      for (std::int64_t n : {1, 7, 33, 100}) {
+        if (type == DType::q8_0 && hd % 32 != 0) continue;
+        const detail::WeightStorage ws = detail::weight_storage(type);
+        const std::int64_t rb = detail::kv_row_bytes(ws, hd);
+        const std::vector<float> kf = lcg_matrix(n * hd, 31 + static_cast<std::uint32_t>(n), 2.0f);
+        std::vector<float> vf = lcg_matrix(n * hd, 37 + static_cast<std::uint32_t>(hd), 1.0f);
+        if (n == 33) vf[5 * hd + 3] = std::numeric_limits<float>::quiet_NaN();
+        std::vector<unsigned char> kb(static_cast<std::size_t>(n * rb)), vb(kb.size());
+        std::vector<float> kd(static_cast<std::size_t>(n * hd)), vd(kd.size());
+        for (std::int64_t j = 0; j < n; ++j) {
+          detail::kv_encode_row(&kf[j * hd], hd, type, &kb[j * rb]);
+          detail::kv_encode_row(&vf[j * hd], hd, type, &vb[j * rb]);
+          detail::kv_decode_row(&kb[j * rb], hd, type, &kd[j * hd]);
+          detail::kv_decode_row(&vb[j * rb], hd, type, &vd[j * hd]);
+        }
+        const std::vector<float> q = lcg_matrix(hd, 41, 1.0f);
+        std::vector<float> keep(static_cast<std::size_t>(n));
+        for (std::int64_t j = 0; j < n; ++j) keep[j] = j % 3 == 0 ? 0.0f : 1.5f;
+        for (std::int64_t split : {n, n / 2, std::int64_t{1}})
+          for (bool drop : {false, true}) {
+            // Rows [split, n) come first in memory, then [0, split): a ring that wrapped.
+            const auto wrap = [&](auto& rows, std::int64_t width) {
+              std::vector<typename std::decay_t<decltype(rows)>::value_type> out;
+              out.insert(out.end(), rows.begin() + split * width, rows.end());
+              out.insert(out.end(), rows.begin(), rows.begin() + split * width);
+              return out;
+            };
+            const auto kbw = wrap(kb, rb), vbw = wrap(vb, rb);
+            const auto kdw = wrap(kd, hd), vdw = wrap(vd, hd);
+            const std::int64_t tail = n - split;  // rows before the wrap point in memory
+            std::vector<float> scores(static_cast<std::size_t>(n)), a(static_cast<std::size_t>(hd)),
+                b(a.size());
+            detail::DecodeRowArgs args;
+            args.q = q.data();
+            args.split = tail;
+            args.keys = n;
+            args.head_dim = hd;
+            args.scale = 0.125f;
+            args.keep = drop ? keep.data() : nullptr;
+            args.scores = scores.data();
+            args.k = kdw.data();
+            args.v = vdw.data();
+            args.k_wrap = kdw.data() + tail * hd;
+            args.v_wrap = vdw.data() + tail * hd;
+            args.kv_stride = hd;
+            args.out = a.data();
+            t.decode.row(args);
+            args.kb = kbw.data();
+            args.vb = vbw.data();
+            args.kb_wrap = kbw.data() + tail * rb;
+            args.vb_wrap = vbw.data() + tail * rb;
+            args.row_bytes = rb;
+            args.k = args.v = args.k_wrap = args.v_wrap = nullptr;
+            args.out = b.data();
+            t.decode.stored[static_cast<int>(ws)](args);
+            ASSERT_TRUE(bitwise_equal(a, b, std::string(dtype_name(type)) + " hd " +
+                                                std::to_string(hd) + " n " + std::to_string(n) +
+                                                " split " + std::to_string(split)));
+          }
+        // The flash path's row dequantizer: the scalar decode's bits.
+        std::vector<float> rows(kd.size());
+        t.decode.kv_dequant[static_cast<int>(ws)](kb.data(), rb, n, hd, rows.data());
+        ASSERT_TRUE(bitwise_equal(kd, rows, std::string(dtype_name(type)) + " kv_dequant"));
+      }
+}
+
+// A module whose projections are exact in f32 (inputs and weights on a coarse binary grid), so
+// both backends compute the same K and V and store the same bytes: fast vs reference then
+// differ only by the attention's f32 arithmetic, held to a bound derived from the data.
+struct ExactModule {
+  static constexpr std::int64_t kHeads = 2, kHd = 32;  // head_dim a whole q8_0 block
+  MultiHeadAttention mha{64, 64, 64, 0.0, kHeads, true};
+  Tensor x{{1, 30, 64}};
+  ExactModule() {
+    TensorMap state = mha.state_dict();
+    std::uint32_t s = 5;
+    const auto grid = [&](float step, int levels) {  // a multiple of step in [-levels, levels]
+      s = s * 1664525u + 1013904223u;
+      return step * static_cast<float>(static_cast<int>((s >> 9) % (2 * levels + 1)) - levels);
+    };
+    for (auto& [name, t] : state)
+      for (std::int64_t i = 0; i < t.numel(); ++i) t[i] = grid(1.0f / 64, 8);
+    mha.load_state_dict(state);
+    for (std::int64_t i = 0; i < x.numel(); ++i) x[i] = grid(1.0f / 16, 8);
+  }
+};
+
+TEST(StoredKvCaches, FastMatchesTheReferenceOnTheSameStoredKV) {
+  for (DType type : kKvTypes) {
+    ExactModule e;
+    const TensorMap w = e.mha.state_dict();
+    KVCache fast(e.mha, 1, 0, false, type), ref(e.mha, 1, 0, false, type);
+    ForwardOptions ro;
+    ro.backend = Backend::reference;
+    // Bound (why): q and k are exact, so a score s_j = q.k_j / sqrt(hd) errs by the f32 dot
+    // product's rounding, <= (hd + 2) eps |q|.|k_j| / sqrt(hd); the softmax weights then err
+    // relatively by <= exp(2 ds) - 1 plus the exp and sum roundings (n + 8) eps; the context
+    // by that times max |v| plus its own (n + 2) eps max |v|; out_proj multiplies it by
+    // max_o sum_c |Wo_oc| and adds (inner + 4) eps (sum |Wo| |ctx| + |bo|). Doubled.
+    const double eps = std::numeric_limits<float>::epsilon();
+    double wo_row = 0.0, bo = 0.0;
+    for (std::int64_t o = 0; o < 64; ++o) {
+      double r = 0.0;
+      for (std::int64_t c = 0; c < 64; ++c) r += std::fabs(w.at("out_proj.weight")[o * 64 + c]);
+      wo_row = std::max(wo_row, r);
+      bo = std::max(bo, static_cast<double>(std::fabs(w.at("out_proj.bias")[o])));
+    }
+    const std::int64_t splits[] = {5, 5, 7, 1, 1, 1, 2, 1, 3, 1, 1, 1, 1};  // 30 tokens
+    std::int64_t t0 = 0;
+    for (std::int64_t len : splits) {
+      Tensor chunk({1, len, 64});
+      for (std::int64_t i = 0; i < len * 64; ++i) chunk[i] = e.x[t0 * 64 + i];
+      const Tensor yf = e.mha.forward(chunk, fast);
+      const Tensor yr = e.mha.forward(chunk, ref, ro);
+      // max |q|.|k_j| and |v| over what this chunk sees, from the stored cache (exact values).
+      const std::int64_t keys = t0 + len;
+      const auto& st = ref.storage();
+      double qk = 0.0, vmax = 0.0;
+      constexpr std::int64_t hd = ExactModule::kHd;
+      std::vector<float> krow(hd), vrow(hd);
+      {
+        // q of this chunk's tokens, exactly (the grid makes the projection exact in double).
+        std::vector<double> q(static_cast<std::size_t>(len * 64));
+        for (std::int64_t i = 0; i < len; ++i)
+          for (std::int64_t o = 0; o < 64; ++o) {
+            double acc = w.at("W_query.bias")[o];
+            for (std::int64_t c = 0; c < 64; ++c)
+              acc += static_cast<double>(w.at("W_query.weight")[o * 64 + c]) * e.x[(t0 + i) * 64 + c];
+            q[static_cast<std::size_t>(i * 64 + o)] = acc;
+          }
+        detail::KVRing ring = const_cast<KVCache::Storage&>(st).view();
+        for (std::int64_t h = 0; h < ExactModule::kHeads; ++h)
+          for (std::int64_t j = 0; j < keys; ++j) {
+            detail::kv_decode_row(ring.k_bytes(0, h, j), hd, type, krow.data());
+            detail::kv_decode_row(ring.v_bytes(0, h, j), hd, type, vrow.data());
+            for (std::int64_t c = 0; c < hd; ++c)
+              vmax = std::max(vmax, static_cast<double>(std::fabs(vrow[c])));
+            for (std::int64_t i = 0; i < len; ++i) {
+              double kk = 0.0;
+              for (std::int64_t c = 0; c < hd; ++c)
+                kk += std::fabs(krow[c] * q[static_cast<std::size_t>(i * 64 + h * hd + c)]);
+              qk = std::max(qk, kk);
+            }
+          }
+      }
+      const double ds = (hd + 2) * eps * qk / std::sqrt(static_cast<double>(hd));
+      const double rel_w = std::expm1(2.0 * ds) + (keys + 8) * eps;
+      const double ctx = rel_w * vmax + (keys + 2) * eps * vmax;
+      const double tol = 2.0 * (ctx * wo_row + (64 + 4) * eps * (wo_row * (vmax + ctx) + bo)) + 1e-30;
+      ASSERT_TRUE(all_close(yr.values(), yf.values(), tol, 0.0,
+                            std::string(dtype_name(type)) + " tokens " + std::to_string(t0) + "+" +
+                                std::to_string(len)));
+      t0 += len;
+    }
+    EXPECT_EQ(fast.length(), 30);
+  }
+}
+
+TEST(StoredKvCaches, BytesAndErrors) {
+  MultiHeadAttention mha(64, 64, 100, 0.0, 4, true);
+  const std::int64_t f32 = KVCache(mha, 2).bytes();
+  EXPECT_EQ(f32, 2 * 2 * 4 * 100 * 16 * 4);
+  EXPECT_EQ(KVCache(mha, 2, 0, false, DType::f16).bytes() * 2, f32);
+  EXPECT_EQ(KVCache(mha, 2, 0, false, DType::bf16).kv_type(), DType::bf16);
+  MultiHeadAttention wide(64, 128, 10, 0.0, 2, true);  // head_dim 64
+  EXPECT_EQ(KVCache(wide, 1, 0, false, DType::q8_0).bytes(), 2 * 2 * 10 * 2 * 34);
+  try {
+    KVCache(mha, 1, 0, false, DType::q8_0);  // head_dim 16
+    ADD_FAILURE() << "q8_0 with head_dim 16 was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::unsupported);
+    EXPECT_NE(std::string(e.what()).find("head_dim (16)"), std::string::npos) << e.what();
   }
 }
 

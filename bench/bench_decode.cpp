@@ -20,6 +20,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <thread>
 #include <vector>
 
@@ -179,6 +180,84 @@ BENCHMARK(BM_DecodeStep_Gpt2Small)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond)
     ->MinTime(2.0);
+
+/// The same step with weights and K/V stored in other types (simdattn/dtype.hpp), 1024 cached
+/// tokens. Its floor is its own bytes: every layer's weight_bytes() (packed matrices and
+/// biases) plus the K/V rows it reads in the cache's type, over the streaming bandwidth
+/// measured right after. Arguments: threads, weight type, KV type (DType's enumerators).
+void BM_DecodeStep_Stored(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  const auto wtype = static_cast<simdattn::DType>(state.range(1));
+  const auto kvtype = static_cast<simdattn::DType>(state.range(2));
+  constexpr std::int64_t kCached = 1024;
+  simdattn::set_num_threads(threads);
+  std::vector<simdattn::MultiHeadAttention> layers;
+  std::vector<simdattn::KVCache> caches;
+  layers.reserve(kLayers);
+  double weight_bytes = 0.0, kv_bytes = 0.0;
+  for (std::int64_t l = 0; l < kLayers; ++l) {
+    layers.emplace_back(kModel, kModel, kCached + 1, 0.0, kHeads, /*qkv_bias=*/true);
+    layers.back().set_weight_storage(wtype);
+    layers.back().init_random(1000 + static_cast<std::uint64_t>(l));
+    weight_bytes += static_cast<double>(layers.back().weight_bytes());
+  }
+  for (const auto& layer : layers) {
+    caches.emplace_back(layer, 1, kCached + 1, false, kvtype);
+    kv_bytes += static_cast<double>(caches.back().bytes());  // capacity = the keys read
+  }
+  double step_s = 0.0;
+  try {
+    Tensor h = random_tensor({1, kCached, kModel}, 7);
+    for (std::int64_t l = 0; l < kLayers; ++l) h = layers[l].forward(h, caches[l]);
+    const Tensor token = random_tensor({1, 1, kModel}, 8);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto _ : state) {
+      Tensor x = token;
+      for (std::int64_t l = 0; l < kLayers; ++l) x = layers[l].forward(x, caches[l]);
+      benchmark::DoNotOptimize(x.data());
+      for (auto& c : caches) c.truncate(1);
+    }
+    step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+             static_cast<double>(std::max<benchmark::IterationCount>(state.iterations(), 1));
+  } catch (const simdattn::Error& e) {
+    state.SkipWithError(e.what());
+    simdattn::set_num_threads(0);
+    return;
+  }
+  const double bandwidth = stream_bandwidth(threads);
+  const double bytes = weight_bytes + kv_bytes;
+  state.counters["bytes_per_step"] = bytes;
+  state.counters["weight_bytes"] = weight_bytes;
+  state.counters["kv_bytes"] = kv_bytes;
+  state.counters["stream_GBps"] = bandwidth / 1e9;
+  state.counters["x_of_stream_time"] = step_s / (bytes / bandwidth);
+  state.SetLabel(std::string("isa=") + simdattn::isa_name(simdattn::active_isa()) +
+                 " threads=" + std::to_string(simdattn::num_threads()) + " weights=" +
+                 simdattn::dtype_name(wtype) + " kv=" + simdattn::dtype_name(kvtype) +
+                 " layers=12 d=768 heads=12 cached=1024");
+  simdattn::set_num_threads(0);
+}
+
+int register_stored_decode() {
+  using simdattn::DType;
+  const std::pair<DType, DType> combos[] = {
+      {DType::f32, DType::f32},   {DType::f16, DType::f16},  {DType::bf16, DType::bf16},
+      {DType::q8_0, DType::q8_0}, {DType::q8_0, DType::f16}, {DType::f16, DType::f32},
+      {DType::f32, DType::f16}};
+  for (int threads : {1, 2})
+    for (const auto& [w, kv] : combos) {
+      const std::string name = std::string("BM_DecodeStep_Stored/threads:") +
+                               std::to_string(threads) + "/weights:" + simdattn::dtype_name(w) +
+                               "/kv:" + simdattn::dtype_name(kv);
+      benchmark::RegisterBenchmark(name.c_str(), BM_DecodeStep_Stored)
+          ->Args({threads, static_cast<int>(w), static_cast<int>(kv)})
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond)
+          ->MinTime(1.0);
+    }
+  return 0;
+}
+const int kStoredDecodeRegistered = register_stored_decode();
 
 /// A step through a sliding-window cache that is full (every step evicts its oldest token; the
 /// cache is a ring, so that costs two integer updates, where moving the kept tokens down cost

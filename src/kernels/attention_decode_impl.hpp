@@ -10,10 +10,74 @@ namespace simdattn::detail {
 
 namespace decode_impl {
 
-/// The kernel over rows it gets from k_row(j) and v_row(j) (f32 pointers valid until the next
-/// call): the cache's own rows for f32, rows decoded into a stack buffer for stored caches.
-template <class Arch, class KRow, class VRow>
-inline void attention_row(const DecodeRowArgs& a, KRow&& k_row, VRow&& v_row) {
+/// Reads the W lanes [d, d + W) of a row (full()) or its last count < W lanes, zero-filled
+/// (partial()). F32Rows: the cache's floats. StoredRows<S>: converted in registers from the
+/// stored row, to the same values the exact decode gives, so the kernel's arithmetic, and its
+/// bits, do not depend on how the cache is stored.
+template <class Arch>
+struct F32Rows {
+  using V = xsimd::batch<float, Arch>;
+  const float* base;
+  const float* wrap;
+  std::int64_t split, stride;
+  const float* row = nullptr;
+  void select(std::int64_t j) noexcept {
+    row = j < split ? base + j * stride : wrap + (j - split) * stride;
+  }
+  V full(std::int64_t d) const noexcept { return V::load_unaligned(row + d); }
+  V partial(std::int64_t d, std::int64_t count) const noexcept {
+    return load_partial<Arch>(row + d, count, 0.0f);
+  }
+};
+
+template <class Arch, WeightStorage S>
+struct StoredRows {
+  using V = xsimd::batch<float, Arch>;
+  const unsigned char* base;
+  const unsigned char* wrap;
+  std::int64_t split, stride, head_dim;
+  const unsigned char* row = nullptr;
+  float scale[16] = {};  // q8_0: the selected row's block scales (head_dim <= 512 here)
+  bool scales_cached = false;
+  void select(std::int64_t j) noexcept {
+    row = j < split ? base + j * stride : wrap + (j - split) * stride;
+    if constexpr (S == WeightStorage::q8_0) {
+      scales_cached = head_dim <= 16 * kQ8Block;
+      if (scales_cached)
+        for (std::int64_t b = 0; b < head_dim / kQ8Block; ++b) scale[b] = block_scale(b);
+    }
+  }
+  float block_scale(std::int64_t b) const noexcept {
+    std::uint16_t h;
+    __builtin_memcpy(&h, row + b * kQ8KvBlockBytes, 2);
+    return dequant_impl::f16_scalar<Arch>(h);
+  }
+  V full(std::int64_t d) const noexcept {
+    if constexpr (S == WeightStorage::q8_0) {
+      // W divides 32 on every ISA, so the lanes lie in one block.
+      const std::int64_t b = d / kQ8Block;
+      return dequant_impl::row_vector<Arch, S>(row + b * kQ8KvBlockBytes + 2 + d % kQ8Block, 0) *
+             V(scales_cached ? scale[b] : block_scale(b));
+    } else {
+      return dequant_impl::row_vector<Arch, S>(row + 2 * d, 0);
+    }
+  }
+  V partial(std::int64_t d, std::int64_t count) const noexcept {
+    // Only f16/bf16 rows have tails (q8_0 rows are whole blocks of 32).
+    alignas(64) float lanes[64] = {};
+    for (std::int64_t i = 0; i < count; ++i) {
+      std::uint16_t h;
+      __builtin_memcpy(&h, row + 2 * (d + i), 2);
+      lanes[i] = S == WeightStorage::f16 ? dequant_impl::f16_scalar<Arch>(h)
+                                         : dequant_impl::bf16_scalar<Arch>(h);
+    }
+    return V::load_aligned(lanes);
+  }
+};
+
+/// The kernel over any row source (see above).
+template <class Arch, class KRows, class VRows>
+inline void attention_row(const DecodeRowArgs& a, KRows k_rows, VRows v_rows) {
   using V = xsimd::batch<float, Arch>;
   constexpr std::int64_t W = static_cast<std::int64_t>(V::size);
   const std::int64_t hd = a.head_dim, n = a.keys;
@@ -23,18 +87,18 @@ inline void attention_row(const DecodeRowArgs& a, KRow&& k_row, VRow&& v_row) {
   float max = -__builtin_inff();
   bool nan = false;
   for (std::int64_t j = 0; j < n; ++j) {
-    const float* kj = k_row(j);
+    k_rows.select(j);
     V acc0(0.0f), acc1(0.0f);
     std::int64_t d = 0;
     for (; d + 2 * W <= hd; d += 2 * W) {
-      acc0 = flash_madd<Arch>(V::load_unaligned(q + d), V::load_unaligned(kj + d), acc0);
-      acc1 = flash_madd<Arch>(V::load_unaligned(q + d + W), V::load_unaligned(kj + d + W), acc1);
+      acc0 = flash_madd<Arch>(V::load_unaligned(q + d), k_rows.full(d), acc0);
+      acc1 = flash_madd<Arch>(V::load_unaligned(q + d + W), k_rows.full(d + W), acc1);
     }
     for (; d + W <= hd; d += W)
-      acc0 = flash_madd<Arch>(V::load_unaligned(q + d), V::load_unaligned(kj + d), acc0);
+      acc0 = flash_madd<Arch>(V::load_unaligned(q + d), k_rows.full(d), acc0);
     if (d < hd)
-      acc0 = flash_madd<Arch>(load_partial<Arch>(q + d, hd - d, 0.0f),
-                              load_partial<Arch>(kj + d, hd - d, 0.0f), acc0);
+      acc0 = flash_madd<Arch>(load_partial<Arch>(q + d, hd - d, 0.0f), k_rows.partial(d, hd - d),
+                              acc0);
     const float s = xsimd::hadd(acc0 + acc1) * a.scale;
     a.scores[j] = s;
     max = s > max ? s : max;  // NaN never wins a comparison: it is tracked apart
@@ -74,12 +138,12 @@ inline void attention_row(const DecodeRowArgs& a, KRow&& k_row, VRow&& v_row) {
     float w = a.scores[jj] * inv;
     if (a.keep != nullptr) w *= a.keep[jj];
     const V vw(w);
-    const float* vj = v_row(jj);
+    v_rows.select(jj);
     std::int64_t d = 0;
     for (; d + W <= hd; d += W)
-      flash_madd<Arch>(vw, V::load_unaligned(vj + d), V::load_unaligned(out + d)).store_unaligned(out + d);
+      flash_madd<Arch>(vw, v_rows.full(d), V::load_unaligned(out + d)).store_unaligned(out + d);
     if (d < hd)
-      store_partial<Arch>(flash_madd<Arch>(vw, load_partial<Arch>(vj + d, hd - d, 0.0f),
+      store_partial<Arch>(flash_madd<Arch>(vw, v_rows.partial(d, hd - d),
                                            load_partial<Arch>(out + d, hd - d, 0.0f)),
                           out + d, hd - d);
   }
@@ -90,33 +154,15 @@ inline void attention_row(const DecodeRowArgs& a, KRow&& k_row, VRow&& v_row) {
 template <class Arch>
 void decode_attention_row(const DecodeRowArgs& a) {
   decode_impl::attention_row<Arch>(
-      a,
-      [&](std::int64_t j) {
-        return j < a.split ? a.k + j * a.kv_stride : a.k_wrap + (j - a.split) * a.kv_stride;
-      },
-      [&](std::int64_t j) {
-        return j < a.split ? a.v + j * a.kv_stride : a.v_wrap + (j - a.split) * a.kv_stride;
-      });
+      a, decode_impl::F32Rows<Arch>{a.k, a.k_wrap, a.split, a.kv_stride},
+      decode_impl::F32Rows<Arch>{a.v, a.v_wrap, a.split, a.kv_stride});
 }
 
 template <class Arch, WeightStorage S>
 void decode_attention_row_stored(const DecodeRowArgs& a) {
-  assert(a.head_dim <= kMaxStoredHeadDim);
-  alignas(64) float k_buf[kMaxStoredHeadDim];
-  alignas(64) float v_buf[kMaxStoredHeadDim];
-  const auto row = [&](const unsigned char* base, const unsigned char* wrap, std::int64_t j) {
-    return j < a.split ? base + j * a.row_bytes : wrap + (j - a.split) * a.row_bytes;
-  };
   decode_impl::attention_row<Arch>(
-      a,
-      [&](std::int64_t j) {
-        kv_decode_row<Arch, S>(row(a.kb, a.kb_wrap, j), a.head_dim, k_buf);
-        return static_cast<const float*>(k_buf);
-      },
-      [&](std::int64_t j) {
-        kv_decode_row<Arch, S>(row(a.vb, a.vb_wrap, j), a.head_dim, v_buf);
-        return static_cast<const float*>(v_buf);
-      });
+      a, decode_impl::StoredRows<Arch, S>{a.kb, a.kb_wrap, a.split, a.row_bytes, a.head_dim},
+      decode_impl::StoredRows<Arch, S>{a.vb, a.vb_wrap, a.split, a.row_bytes, a.head_dim});
 }
 
 template <class Arch, WeightStorage S>

@@ -118,11 +118,10 @@ struct DecodeRowArgs {
   std::int64_t row_bytes = 0;
 };
 using DecodeRowFn = void (*)(const DecodeRowArgs&);
-/// The same over a stored cache: each K and V row is decoded exactly (into registers and a
-/// stack row of at most kMaxStoredHeadDim floats) and then used as the f32 kernel uses its
-/// rows, so the bits are those of the f32 kernel on the decoded cache.
+/// The same over a stored cache: each K and V vector is converted in registers to the exact
+/// decoded values and used as the f32 kernel uses its rows, so the bits are those of the f32
+/// kernel on the decoded cache.
 using DecodeRowStoredFn = void (*)(const DecodeRowArgs&);
-inline constexpr std::int64_t kMaxStoredHeadDim = 512;
 
 /// KV rows (head_dim values each) of a stored cache decoded into f32 rows, `count` rows from
 /// src (row_bytes apart) to dst (head_dim apart).

@@ -350,6 +350,13 @@ namespace dequant_impl {
 /// One half to float, as the vector converters do (exact; NaN quiet). For row tails.
 template <class Arch>
 inline float f16_scalar(std::uint16_t h) noexcept {
+#if SIMDATTN_DEQUANT_AVX512 || SIMDATTN_DEQUANT_AVX2
+  return _cvtsh_ss(h);  // F16C: one instruction, the vector conversion's result
+#elif SIMDATTN_DEQUANT_NEON
+  __fp16 x;
+  __builtin_memcpy(&x, &h, 2);
+  return static_cast<float>(x);  // fcvt, as the vector fcvtl
+#else
   const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
   const std::uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
   std::uint32_t bits;
@@ -364,6 +371,7 @@ inline float f16_scalar(std::uint16_t h) noexcept {
   float f;
   __builtin_memcpy(&f, &bits, 4);
   return f;
+#endif
 }
 
 template <class Arch>

@@ -43,9 +43,6 @@ KVCache::KVCache(const AttentionModule& module, std::int64_t batch, std::int64_t
   }
   if (kv_type != DType::f16 && kv_type != DType::bf16 && kv_type != DType::q8_0)
     detail::fail_arg(who, ": unknown kv_type (", static_cast<int>(kv_type), ")");
-  if (spec.head_dim > detail::kMaxStoredHeadDim)
-    detail::fail(ErrorCode::unsupported, who, ": a ", dtype_name(kv_type), " cache needs head_dim (",
-                 spec.head_dim, ") <= ", detail::kMaxStoredHeadDim);
   if (kv_type == DType::q8_0 && spec.head_dim % 32 != 0)
     detail::fail(ErrorCode::unsupported, who, ": a q8_0 cache stores blocks of 32 along head_dim; ",
                  "head_dim (", spec.head_dim, ") is not a multiple of 32");

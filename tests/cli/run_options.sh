@@ -62,6 +62,20 @@ rc=$?
 set -e
 [[ $rc == 2 ]] && grep -q -- "--weight-dtype" "$work/err" || { echo "bad --weight-dtype: rc $rc" >&2; cat "$work/err" >&2; exit 1; }
 
+# --kv-dtype: the cache stores K/V in that type; a KV-cache run then stays within the type's
+# rounding (f16: 2^-11 relative per value) of the golden y, on both backends.
+for be in reference fast; do
+  "$simdattn" run --module mha --num-heads "$heads" --input "$mha" --weights "$work/mw.safetensors" \
+    --output "$work/kv16.$be.safetensors" --prefill 2 --kv-dtype f16 --backend "$be"
+  "$python" "$tool" compare "$mha" "$work/kv16.$be.safetensors" 5e-3
+done
+set +e
+"$simdattn" run --module mha --num-heads "$heads" --input "$mha" --weights "$work/mw.safetensors" \
+  --output "$work/bad.safetensors" --kv-dtype f16 2>"$work/err"
+rc=$?
+set -e
+[[ $rc == 2 ]] && grep -q -- "--prefill" "$work/err" || { echo "--kv-dtype without --prefill: rc $rc" >&2; cat "$work/err" >&2; exit 1; }
+
 # --help lists run with its synopsis.
 "$simdattn" --help | grep -q -- "run --module" || { echo "run missing from --help" >&2; exit 1; }
 echo "run_options: ok"

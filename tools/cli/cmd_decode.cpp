@@ -46,6 +46,7 @@ struct DecodeRequest {
   Backend backend = Backend::fast;
   bool json = false;
   std::string weight_dtype = "auto";
+  DType kv_dtype = DType::f32;
 };
 
 DecodeRequest parse_decode_flags(Args& args) {
@@ -64,6 +65,7 @@ DecodeRequest parse_decode_flags(Args& args) {
   r.backend = parse_backend_flag(args.take_string("backend", "fast"));
   r.json = args.take_flag("json");
   r.weight_dtype = take_weight_dtype(args);
+  r.kv_dtype = parse_kv_dtype(args.take_string("kv-dtype", "f32"));
   apply_runtime_flags(args);
   args.finish();
 
@@ -144,7 +146,11 @@ int decode_command(Args& args) {
   }
   std::vector<KVCache> caches;
   caches.reserve(layers.size());
-  for (const auto& layer : layers) caches.emplace_back(layer, r.batch);
+  std::int64_t kv_bytes = 0;
+  for (const auto& layer : layers) {
+    caches.emplace_back(layer, r.batch, 0, false, r.kv_dtype);
+    kv_bytes += caches.back().bytes();
+  }
 
   ForwardOptions options;
   options.backend = r.backend;
@@ -207,16 +213,18 @@ int decode_command(Args& args) {
     out["threads"] = num_threads();
     out["weight_dtype"] = dtype_name(weight_type);
     out["weight_bytes"] = weight_bytes;  // all layers: packed matrices + f32 biases
-    out["kv_dtype"] = "f32";
+    out["kv_dtype"] = dtype_name(r.kv_dtype);
+    out["kv_bytes"] = kv_bytes;  // all layers' caches, preallocated (prompt + new tokens)
     out["checksum"] = std::isfinite(checksum) ? nlohmann::json(checksum) : nlohmann::json();
     std::cout << out.dump() << "\n";
   } else {
     std::printf("decode: %lld layer(s) of MultiHeadAttention(d=%lld, heads=%lld), batch %lld, "
-                "%s backend, isa %s, %d thread(s), %s weights (%.1f MB), f32 KV cache\n",
+                "%s backend, isa %s, %d thread(s), %s weights (%.1f MB), %s KV cache (%.1f MB)\n",
                 static_cast<long long>(r.layers), static_cast<long long>(d),
                 static_cast<long long>(r.heads), static_cast<long long>(r.batch),
                 backend_name(r.backend), isa_name(active_isa()), num_threads(),
-                dtype_name(weight_type), 1e-6 * static_cast<double>(weight_bytes));
+                dtype_name(weight_type), 1e-6 * static_cast<double>(weight_bytes),
+                dtype_name(r.kv_dtype), 1e-6 * static_cast<double>(kv_bytes));
     std::printf("  prefill  %lld token(s): %.3f ms\n", static_cast<long long>(r.prompt_tokens),
                 1e3 * prefill_s);
     std::printf("  decode   %lld token(s): median %.3f ms/token, p90 %.3f ms/token, "
@@ -230,6 +238,7 @@ const bool registered = register_command(
     {"decode",
      "decode --prompt-tokens P --new-tokens N --heads H (--d-model D | --weights W --gpt2-layer I "
      "[--d-model D]) [--batch B] [--layers L] [--seed S] [--weight-dtype f32|f16|bf16|q8_0|auto] "
+     "[--kv-dtype f32|f16|bf16|q8_0] "
      "[--backend fast|reference] [--isa I] [--threads N] [--json]",
      decode_command});
 

@@ -41,6 +41,8 @@ struct RunRequest {
   std::optional<std::int64_t> gpt2_layer;
   /// --weight-dtype: how the module stores its projection weights (auto: the file's type).
   std::string weight_dtype = "auto";
+  /// --kv-dtype (with --prefill): how the KV cache stores keys and values.
+  DType kv_dtype = DType::f32;
 };
 
 RunRequest parse_run_flags(Args& args) {
@@ -57,6 +59,7 @@ RunRequest parse_run_flags(Args& args) {
   const auto chunk = args.take_optional_int("chunk", 1);
   r.gpt2_layer = args.take_optional_int("gpt2-layer", 0);
   r.weight_dtype = take_weight_dtype(args);
+  const auto kv = args.take_optional_string("kv-dtype");
   apply_runtime_flags(args);
   args.finish();
 
@@ -78,6 +81,10 @@ RunRequest parse_run_flags(Args& args) {
                                  "mha_wrapper or mha); module '") +
                      module_kind_name(r.kind) + "' has no KV cache"};
   if (chunk && !r.prefill) throw UsageError{"--chunk only applies with --prefill"};
+  if (kv) {
+    if (!r.prefill) throw UsageError{"--kv-dtype only applies with --prefill (the KV cache)"};
+    r.kv_dtype = parse_kv_dtype(*kv);
+  }
   r.chunk = chunk.value_or(1);
   if (r.gpt2_layer && r.kind != ModuleKind::mha)
     throw UsageError{std::string("--gpt2-layer needs --module mha (a GPT-2 layer is a "
@@ -118,11 +125,11 @@ Tensor slice_tokens(const Tensor& x, std::int64_t t0, std::int64_t n) {
 /// context_length). Any split gives the same y, NaN and Inf included: a token reaches only the
 /// rows that can see it.
 Tensor forward_through_cache(const AttentionModule& module, const Tensor& x, std::int64_t prefill,
-                             std::int64_t chunk, const ForwardOptions& options) {
+                             std::int64_t chunk, DType kv_dtype, const ForwardOptions& options) {
   const std::size_t r = x.rank();
   const std::int64_t batch = r == 3 ? x.dim(0) : 1, tokens = x.dim(r - 2);
   const std::int64_t d_out = module.output_dim();
-  KVCache cache(module, batch);
+  KVCache cache(module, batch, 0, false, kv_dtype);
   Tensor y(r == 3 ? std::vector<std::int64_t>{batch, tokens, d_out}
                   : std::vector<std::int64_t>{tokens, d_out});
   for (std::int64_t t = 0; t < tokens;) {
@@ -146,7 +153,7 @@ TensorMap run_forward(const RunRequest& r, const ModuleConfig& config,
   if (r.prefill) {
     if (module == nullptr) throw UsageError{"internal: --prefill without a module"};
     TensorMap out;
-    out["y"] = forward_through_cache(*module, x, *r.prefill, r.chunk, options);
+    out["y"] = forward_through_cache(*module, x, *r.prefill, r.chunk, r.kv_dtype, options);
     return out;
   }
   Tensor attn_weights;
@@ -187,7 +194,8 @@ const bool registered = register_command(
      "[--dropout P [--train [--seed S]]] [--prefill P (causal: P prompt tokens through a KV "
      "cache, then one at a time, or C at a time with --chunk C; writes y only)] [--gpt2-layer N (mha: --weights is a GPT-2 "
      "checkpoint)] [--weight-dtype f32|f16|bf16|q8_0|auto (default auto: the weights file's "
-     "type)] [--backend fast|reference] [--isa I] [--threads N]",
+     "type)] [--kv-dtype f32|f16|bf16|q8_0 (with --prefill)] [--backend fast|reference] [--isa I] "
+     "[--threads N]",
      run_command});
 
 }  // namespace

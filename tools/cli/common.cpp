@@ -251,4 +251,12 @@ DType resolve_weight_dtype(const std::string& choice, const std::string* weights
   return weights_path != nullptr ? safetensors_storage(*weights_path) : DType::f32;
 }
 
+DType parse_kv_dtype(const std::string& value) {
+  try {
+    return parse_dtype(value);
+  } catch (const Error&) {
+    throw UsageError{"--kv-dtype: expected f32, f16, bf16 or q8_0, got '" + value + "'"};
+  }
+}
+
 }  // namespace simdattn::cli

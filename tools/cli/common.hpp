@@ -88,4 +88,7 @@ std::string take_weight_dtype(Args& args, const std::string& fallback = "auto");
 /// (safetensors_storage: f16/bf16 checkpoints stay so) or f32 without a file.
 DType resolve_weight_dtype(const std::string& choice, const std::string* weights_path);
 
+/// --kv-dtype's value: f32, f16, bf16 or q8_0; UsageError otherwise.
+DType parse_kv_dtype(const std::string& value);
+
 }  // namespace simdattn::cli

@@ -76,6 +76,7 @@ struct Case {
   std::int64_t prefill = -1;  // >= 0: run through a KV cache, split here
   std::int64_t chunk = 1;     // tokens per step after the prefill
   std::int64_t capacity = 0;  // > 0: a sliding-window cache of this capacity
+  DType weight_type = DType::f32;  // how the module stores its weights (the oracle reads them)
   // The public causal softmax alone (no module): rows x cols scores at stride ld.
   bool softmax = false;
   std::int64_t rows = 0, cols = 0, ld = 0, offset = 0;
@@ -115,6 +116,7 @@ struct Case {
     if (train) os << " dropout=" << config.dropout << " dropout_seed=" << dropout_seed;
     if (prefill >= 0) os << " prefill=" << prefill << " chunk=" << chunk;
     if (capacity > 0) os << " sliding_capacity=" << capacity;
+    if (weight_type != DType::f32) os << " weights=" << dtype_name(weight_type);
     return os.str();
   }
 };
@@ -186,6 +188,13 @@ Case draw_case(std::uint64_t seed, const std::vector<ModuleKind>& modules, bool 
     c.chunk = rng.chance(0.6) ? 1 : rng.range(2, 9);
     const std::int64_t need = std::max<std::int64_t>({c.prefill, c.chunk, 1});
     if (c.tokens > need + 1 && rng.chance(0.3)) c.capacity = rng.range(need, c.tokens - 1);
+  }
+  // Stored weights (drawn last, so the draws above are those of the f32 cases): the module
+  // packs them in that type and both backends and the oracle read the stored values.
+  if (m.kind != ModuleKind::simple && rng.chance(0.2)) {
+    const bool blocks = m.d_in % 32 == 0 && (m.kind != ModuleKind::mha || m.d_out % 32 == 0);
+    c.weight_type = rng.pick(blocks ? std::vector<DType>{DType::f16, DType::bf16, DType::q8_0}
+                                    : std::vector<DType>{DType::f16, DType::bf16});
   }
   return c;
 }
@@ -480,7 +489,10 @@ int run_difftest(Args& args) {
       r.errors.resize(isas.size());
       if (!r.c.softmax && r.c.config.kind != ModuleKind::simple) r.module = make_module(r.c.config);
       r.in = make_inputs(r.c, r.module.get());
-      if (r.module) r.module->load_state_dict(r.in.weights);
+      if (r.module) {
+        r.module->load_state_dict(r.in.weights);
+        if (r.c.weight_type != DType::f32) r.module->set_weight_storage(r.c.weight_type);
+      }
       r.oracle = r.c.exp       ? exp_oracle(r.in.x.data(), r.c.cols)
                  : r.c.softmax ? softmax_oracle(r.in.x.data(), r.c.rows, r.c.cols, r.c.ld,
                                               static_cast<float>(r.c.scale), r.c.offset,

@@ -127,6 +127,18 @@ simdattn_status simdattn_mha_create_gpt2(const char* checkpoint_path, int64_t la
 
 void simdattn_mha_destroy(simdattn_mha* mha) { delete mha; }
 
+simdattn_status simdattn_mha_set_weight_storage(simdattn_mha* mha, const char* dtype) {
+  return guarded([&] {
+    require(mha != nullptr, "simdattn_mha_set_weight_storage: mha must not be null");
+    require(dtype != nullptr, "simdattn_mha_set_weight_storage: dtype must not be null");
+    mha->module.set_weight_storage(simdattn::parse_dtype(dtype));
+  });
+}
+
+int64_t simdattn_mha_weight_bytes(const simdattn_mha* mha) {
+  return mha ? mha->module.weight_bytes() : 0;
+}
+
 int64_t simdattn_mha_d_in(const simdattn_mha* mha) { return mha ? mha->module.d_in() : 0; }
 int64_t simdattn_mha_d_out(const simdattn_mha* mha) {
   return mha ? mha->module.output_dim() : 0;
@@ -152,6 +164,24 @@ simdattn_status simdattn_kv_cache_create(const simdattn_mha* mha, int64_t batch,
     *out = new simdattn_kv_cache{
         simdattn::KVCache(mha->module, batch, capacity, sliding_window != 0)};
   });
+}
+
+simdattn_status simdattn_kv_cache_create_typed(const simdattn_mha* mha, int64_t batch,
+                                               int64_t capacity, int sliding_window,
+                                               const char* kv_dtype, simdattn_kv_cache** out) {
+  return guarded([&] {
+    require(out != nullptr, "simdattn_kv_cache_create_typed: out must not be null");
+    *out = nullptr;
+    require(mha != nullptr, "simdattn_kv_cache_create_typed: mha must not be null");
+    require(kv_dtype != nullptr, "simdattn_kv_cache_create_typed: kv_dtype must not be null");
+    const simdattn::DType type = simdattn::parse_dtype(kv_dtype);
+    *out = new simdattn_kv_cache{
+        simdattn::KVCache(mha->module, batch, capacity, sliding_window != 0, type)};
+  });
+}
+
+int64_t simdattn_kv_cache_bytes(const simdattn_kv_cache* cache) {
+  return cache ? cache->cache.bytes() : 0;
 }
 
 void simdattn_kv_cache_destroy(simdattn_kv_cache* cache) { delete cache; }

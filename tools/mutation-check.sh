@@ -116,6 +116,26 @@ mutants=$(cat <<'EOF'
     p.propagate_masked_nonfinite = true;  // the book's attn_weights @ values: 0 * NaN is NaN
 @@
     p.propagate_masked_nonfinite = false;
+===
+16|src/kernels/dequant_impl.hpp|q8_0 weight panels take the next column's scales
+        dequant_impl::f16_row<Arch>(block, scale);
+@@
+        dequant_impl::f16_row<Arch>(block + 2, scale);
+===
+17|src/kernels/dequant_impl.hpp|stored small-M GEMM swaps adjacent depth rows
+          bv[q * VPP + v] = row_vector<Arch, S>(b + q * panel_bytes + p * PW * 2, v);
+@@
+          bv[q * VPP + v] = row_vector<Arch, S>(b + q * panel_bytes + (p ^ 1) * PW * 2, v);
+===
+18|src/common/half.hpp|q8_0 KV rows keep 31 of each block's 32 values
+      std::memcpy(b + 2, q, 32);
+@@
+      std::memcpy(b + 2, q, 31);
+===
+19|src/kernels/attention_decode_impl.hpp|stored-cache decode scales a q8_0 block by its neighbour's d
+             V(scales_cached ? scale[b] : block_scale(b));
+@@
+             V(scales_cached ? scale[b ^ 1] : block_scale(b ^ 1));
 EOF
 )
 

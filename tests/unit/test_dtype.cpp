@@ -551,6 +551,43 @@ TEST(StoredKvCaches, FastMatchesTheReferenceOnTheSameStoredKV) {
   }
 }
 
+// The KV row encoding against its definition: every value within the type's rounding of the
+// original (f16 and bf16 round to nearest: half an ulp, 2^-11 and 2^-8 relative for normals;
+// q8_0: d / 2 from rounding q plus |q| <= 127 times f16's rounding of d, d = amax / 127 of the
+// block), NaN where the row holds one (per value for f16/bf16, per block for q8_0).
+TEST(StoredKvCaches, RowEncodingStaysWithinTheTypesRounding) {
+  for (DType type : kKvTypes)
+    for (std::int64_t hd : {32, 64, 96}) {
+      std::vector<float> row = lcg_matrix(hd, 50 + static_cast<std::uint32_t>(hd), 3.0f);
+      row[3] = 1e-3f;
+      row[hd - 1] = -2.5f;
+      std::vector<unsigned char> enc(static_cast<std::size_t>(
+          detail::kv_row_bytes(detail::weight_storage(type), hd)));
+      std::vector<float> dec(static_cast<std::size_t>(hd));
+      detail::kv_encode_row(row.data(), hd, type, enc.data());
+      detail::kv_decode_row(enc.data(), hd, type, dec.data());
+      for (std::int64_t c = 0; c < hd; ++c) {
+        double bound = 0.0;
+        if (type == DType::f16) bound = std::ldexp(std::fabs(row[c]), -11) + std::ldexp(1.0, -25);
+        if (type == DType::bf16) bound = std::ldexp(std::fabs(row[c]), -8);
+        if (type == DType::q8_0) {
+          double amax = 0.0;
+          for (std::int64_t i = c / 32 * 32; i < c / 32 * 32 + 32; ++i)
+            amax = std::max(amax, static_cast<double>(std::fabs(row[i])));
+          bound = (0.5 + 127.0 / 2048.0) * amax / 127.0;
+        }
+        ASSERT_LE(std::fabs(static_cast<double>(dec[c]) - row[c]), bound)
+            << dtype_name(type) << " hd " << hd << " value " << c << " = " << row[c];
+      }
+      row[5] = std::numeric_limits<float>::quiet_NaN();
+      detail::kv_encode_row(row.data(), hd, type, enc.data());
+      detail::kv_decode_row(enc.data(), hd, type, dec.data());
+      for (std::int64_t c = 0; c < hd; ++c)
+        EXPECT_EQ(std::isnan(dec[c]), c == 5 || (type == DType::q8_0 && c < 32))
+            << dtype_name(type) << " value " << c;
+    }
+}
+
 TEST(StoredKvCaches, BytesAndErrors) {
   MultiHeadAttention mha(64, 64, 100, 0.0, 4, true);
   const std::int64_t f32 = KVCache(mha, 2).bytes();

@@ -77,6 +77,7 @@ struct Case {
   std::int64_t chunk = 1;     // tokens per step after the prefill
   std::int64_t capacity = 0;  // > 0: a sliding-window cache of this capacity
   DType weight_type = DType::f32;  // how the module stores its weights (the oracle reads them)
+  DType kv_type = DType::f32;      // how a cached case's KV cache stores K and V
   // The public causal softmax alone (no module): rows x cols scores at stride ld.
   bool softmax = false;
   std::int64_t rows = 0, cols = 0, ld = 0, offset = 0;
@@ -117,6 +118,7 @@ struct Case {
     if (prefill >= 0) os << " prefill=" << prefill << " chunk=" << chunk;
     if (capacity > 0) os << " sliding_capacity=" << capacity;
     if (weight_type != DType::f32) os << " weights=" << dtype_name(weight_type);
+    if (kv_type != DType::f32) os << " kv=" << dtype_name(kv_type);
     return os.str();
   }
 };
@@ -195,6 +197,17 @@ Case draw_case(std::uint64_t seed, const std::vector<ModuleKind>& modules, bool 
     const bool blocks = m.d_in % 32 == 0 && (m.kind != ModuleKind::mha || m.d_out % 32 == 0);
     c.weight_type = rng.pick(blocks ? std::vector<DType>{DType::f16, DType::bf16, DType::q8_0}
                                     : std::vector<DType>{DType::f16, DType::bf16});
+  }
+  // Stored KV caches for a third of the cached cases with moderate logits (q8_0 where head_dim
+  // is whole blocks): a key's storage step moves its score by up to |q| |k| 2^-8 (bf16) or
+  // amax / 254 (q8_0) per value, which at logits ~1e3 reorders the softmax, and values far
+  // below f16's normal range keep only a few bits; those cases would test the formats' range,
+  // not the kernels. The oracle adds the storage steps to K and V (difftest_oracle.cpp).
+  const bool moderate = c.x_scale >= 0.1 && c.x_scale <= 1.0 && c.w_scale <= 1.0 && !c.inject;
+  if (c.prefill >= 0 && moderate && rng.chance(0.33)) {
+    const std::int64_t hd = m.kind == ModuleKind::mha ? m.d_out / m.num_heads : m.d_out;
+    c.kv_type = rng.pick(hd % 32 == 0 ? std::vector<DType>{DType::f16, DType::bf16, DType::q8_0}
+                                      : std::vector<DType>{DType::f16, DType::bf16});
   }
   return c;
 }
@@ -347,6 +360,7 @@ OracleResult oracle_for(const Case& c, const Inputs& in, const AttentionModule* 
     p.bo = w.bo.data();
   }
   p.book_masking = c.prefill < 0;
+  p.kv_type = c.kv_type;
   if (c.capacity > 0) p.window_lo = sliding_window_lo(c.chunks(), c.capacity);
   if (c.train) p.dropout = detail::DropoutParams{c.config.dropout, c.dropout_seed};
   return attention_oracle(p);
@@ -379,7 +393,7 @@ std::vector<float> run_case(const Case& c, const AttentionModule* module, const 
     return out;
   }
   if (c.prefill < 0) return forward_module(c.config, module, x, options).values();
-  KVCache cache(*module, c.batch, c.capacity, c.capacity > 0);
+  KVCache cache(*module, c.batch, c.capacity, c.capacity > 0, c.kv_type);
   const std::int64_t d_in = c.config.d_in, out = module->output_dim();
   Tensor y({c.batch, c.tokens, out});
   auto slice = [&](std::int64_t t0, std::int64_t n) {

@@ -11,6 +11,11 @@
 //                exp (2 ulp), sums, normalisation and per-block rescales add (n + 12 + n/8) u
 //   context      sum_j keep_j (dp_j |v_j| + p_j dv_j) + (n + 3) u sum_j p_j keep_j |v_j|
 //   out_proj     sum_c |w_oc| (dctx_c + u |ctx_c|) + (inner + 2) u (sum_c |w_oc ctx_c| + |b_o|)
+//   KV storage   a cache in f16 / bf16 holds each K and V value rounded to nearest: dk and dv
+//                grow by half an ulp of (|k| + dk), 2^-11 or 2^-8 relative (plus half the
+//                smallest f16 subnormal, 2^-25); q8_0 holds a 32-value block of a head's row
+//                as f16(d) * q, d = amax / 127: off by d / 2 (rounding q) + 127 d 2^-11 (f16's
+//                rounding of d), with amax taken over |k| + dk of the block
 // times 1.5. Nothing in it is a worst case over the whole case: a score that is large only
 // where the softmax gives it no weight costs nothing elsewhere. Where the analysis allows more
 // than 1/16 of the range an answer can take (a context element is an average of its values, so
@@ -124,6 +129,32 @@ OracleResult attention_oracle(const OracleProblem& p) {
       project(p.wk, p.bk, k, dk);
       project(p.wv, p.bv, v, dv);
     }
+    // A stored cache: the storage step on top of each K and V value's float error.
+    auto add_storage_step = [&](const std::vector<double>& val, std::vector<double>& err) {
+      if (p.kv_type == DType::f32) return;
+      for (std::int64_t t = 0; t < T; ++t)
+        for (std::int64_t h = 0; h < p.heads; ++h) {
+          const std::int64_t c0 = h * hd;
+          if (p.kv_type == DType::q8_0) {
+            for (std::int64_t blk = 0; blk < hd / 32; ++blk) {
+              double amax = 0.0;
+              for (std::int64_t c = c0 + 32 * blk; c < c0 + 32 * blk + 32; ++c)
+                amax = std::max(amax, std::fabs(val[at(t, inner, c)]) + err[at(t, inner, c)]);
+              const double step = (0.5 + 127.0 / 2048.0) * amax / 127.0;
+              for (std::int64_t c = c0 + 32 * blk; c < c0 + 32 * blk + 32; ++c)
+                err[at(t, inner, c)] += step;
+            }
+            continue;
+          }
+          const double rel = p.kv_type == DType::f16 ? 1.0 / 2048.0 : 1.0 / 256.0;
+          const double abs_floor = p.kv_type == DType::f16 ? 1.0 / 33554432.0 : 0.0;
+          for (std::int64_t c = c0; c < c0 + hd; ++c)
+            err[at(t, inner, c)] +=
+                rel * (std::fabs(val[at(t, inner, c)]) + err[at(t, inner, c)]) + abs_floor;
+        }
+    };
+    add_storage_step(k, dk);
+    add_storage_step(v, dv);
 
     for (std::int64_t h = 0; h < p.heads; ++h)
       for (std::int64_t t = 0; t < T; ++t) {
@@ -177,11 +208,16 @@ OracleResult attention_oracle(const OracleProblem& p) {
     for (std::int64_t t = 0; t < T; ++t)
       for (std::int64_t o = 0; o < inner; ++o) {
         const std::size_t i = at(b * T + t, inner, o);
+        // A stored cache's steps are part of the answer, not an ill-conditioning artefact:
+        // its bounds are never capped (difftest draws such cases with moderate logits).
+        const double inf = std::numeric_limits<double>::infinity();
+        const bool stored = p.kv_type != DType::f32;
         if (p.wo == nullptr) {
           r.y[i] = ctx[at(t, inner, o)];
           const double mag = actx[at(t, inner, o)];
-          r.bound[i] = finish_bound(dctx[at(t, inner, o)] + kU * mag, mag, rctx[at(t, inner, o)],
-                                    fctx[at(t, inner, o)], r.capped);
+          r.bound[i] = finish_bound(dctx[at(t, inner, o)] + kU * mag, mag,
+                                    stored ? inf : rctx[at(t, inner, o)], fctx[at(t, inner, o)],
+                                    r.capped);
           continue;
         }
         double acc = p.bo ? p.bo[o] : 0.0, mag = p.bo ? std::fabs(p.bo[o]) : 0.0, err = 0.0,
@@ -195,8 +231,8 @@ OracleResult attention_oracle(const OracleProblem& p) {
           range += std::fabs(wc) * rctx[at(t, inner, c)];
         }
         r.y[i] = acc;
-        r.bound[i] = finish_bound(err + static_cast<double>(inner + 2) * kU * mag, mag, range,
-                                  flush, r.capped);
+        r.bound[i] = finish_bound(err + static_cast<double>(inner + 2) * kU * mag, mag,
+                                  stored ? inf : range, flush, r.capped);
       }
   }
   return r;

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "simdattn/dtype.hpp"
+
 #include "common/dropout.hpp"
 
 namespace simdattn::cli {
@@ -30,6 +32,10 @@ struct OracleProblem {
   /// query reads only the keys it sees.
   bool book_masking = true;
   detail::DropoutParams dropout;
+  /// How the KV cache stores K and V (cached cases): each stored value may then lie a storage
+  /// step from the backend's float value, which the bound adds to dk and dv (per value for
+  /// f16/bf16, per 32-value block of head_dim for q8_0).
+  DType kv_type = DType::f32;
 };
 
 /// Per output element [batch, tokens, output dim]: the value in double and the largest error a

@@ -205,9 +205,14 @@ Case draw_case(std::uint64_t seed, const std::vector<ModuleKind>& modules, bool 
   // not the kernels. The oracle adds the storage steps to K and V (difftest_oracle.cpp).
   const bool moderate = c.x_scale >= 0.1 && c.x_scale <= 1.0 && c.w_scale <= 1.0 && !c.inject;
   if (c.prefill >= 0 && moderate && rng.chance(0.33)) {
-    const std::int64_t hd = m.kind == ModuleKind::mha ? m.d_out / m.num_heads : m.d_out;
-    c.kv_type = rng.pick(hd % 32 == 0 ? std::vector<DType>{DType::f16, DType::bf16, DType::q8_0}
-                                      : std::vector<DType>{DType::f16, DType::bf16});
+    c.kv_type = rng.pick(std::vector<DType>{DType::f16, DType::bf16, DType::q8_0});
+    const std::int64_t heads = m.kind == ModuleKind::mha ? m.num_heads : 1;
+    if (c.kv_type == DType::q8_0 && (m.d_out / heads) % 32 != 0) {
+      // q8_0 stores whole blocks of 32 along head_dim: give the case one or two blocks.
+      m.d_out = rng.pick(std::vector<std::int64_t>{32, 64}) * heads;
+      if (c.weight_type == DType::q8_0 && m.kind == ModuleKind::mha && m.d_out % 32 != 0)
+        c.weight_type = DType::f16;
+    }
   }
   return c;
 }

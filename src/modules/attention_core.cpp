@@ -64,6 +64,12 @@ AttentionWeights AttentionCore::weights() const {
   return fast_->stored_weights(weights_);
 }
 
+const AttentionWeights& AttentionCore::weights(AttentionWeights& scratch) const {
+  if (spec_.weight_type == DType::f32) return weights_;
+  scratch = fast_->stored_weights(weights_);
+  return scratch;
+}
+
 void AttentionCore::set_weights(AttentionWeights weights) {
   // Pack first: if packing throws, the module keeps its old weights and packed form together.
   auto fast = std::make_unique<FastAttention>(spec_, weights);

@@ -43,6 +43,9 @@ class AttentionCore {
   /// packed matrices decode to (nothing else keeps an f32 copy of them), so both backends and
   /// state_dict() see the same stored weights.
   AttentionWeights weights() const;
+  /// The same without a copy for f32 (the held weights); stored weights are decoded into
+  /// `scratch`, which the result then refers to. For per-call readers (the reference backend).
+  const AttentionWeights& weights(AttentionWeights& scratch) const;
   /// Replaces the weights and rebuilds the fast path's packed form (in spec().weight_type).
   void set_weights(AttentionWeights weights);
   /// Repacks the current weights in `type`. Error(unsupported) for q8_0 when d_in (or, with

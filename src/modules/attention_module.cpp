@@ -183,11 +183,13 @@ Tensor AttentionModule::forward(const Tensor& x, const ForwardOptions& options) 
   // Dropout exists only in training mode; V1/V2 have p == 0 and never drop.
   const detail::DropoutParams dropout{options.train ? spec.dropout : 0.0, options.seed};
 
-  if (options.backend == Backend::reference)
-    detail::attention_forward_reference(spec, core_->weights(), x.data(), in.batch, in.tokens,
-                                        y.data(), dropout, weights_out);
-  else
+  if (options.backend == Backend::reference) {
+    detail::AttentionWeights scratch;  // stays empty for f32 weights (no copy)
+    detail::attention_forward_reference(spec, core_->weights(scratch), x.data(), in.batch,
+                                        in.tokens, y.data(), dropout, weights_out);
+  } else {
     core_->fast().forward(x.data(), in.batch, in.tokens, y.data(), dropout, weights_out);
+  }
 
   // Assigned last so that attn_weights may alias x.
   if (options.attn_weights != nullptr) *options.attn_weights = std::move(weights);

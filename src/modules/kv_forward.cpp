@@ -56,11 +56,13 @@ void AttentionModule::forward_into(const Tensor& x, KVCache& cache, Tensor& y,
   s.make_room(tokens);  // throws Error(capacity) before anything changes
   const detail::DropoutParams dropout{options.train ? spec.dropout : 0.0, options.seed};
   const detail::KVRing ring = s.view();
-  if (options.backend == Backend::reference)
-    detail::attention_forward_reference_cached(spec, core_->weights(), x.data(), batch, tokens,
-                                               y.data(), dropout, ring);
-  else
+  if (options.backend == Backend::reference) {
+    detail::AttentionWeights scratch;  // stays empty for f32 weights (no copy)
+    detail::attention_forward_reference_cached(spec, core_->weights(scratch), x.data(), batch,
+                                               tokens, y.data(), dropout, ring);
+  } else {
     core_->fast().forward_cached(x.data(), batch, tokens, y.data(), dropout, ring);
+  }
   s.commit(tokens);
 }
 

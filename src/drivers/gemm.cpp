@@ -416,10 +416,9 @@ void gemm_blocked(const GemmMicrokernel& uk, const GemmArgs& args, const PackedB
 }
 
 void gemm_small_m(const GemmSmallMKernel& kernel, const GemmArgs& args, const PackedB& b,
-                  std::int64_t panels_per_task, DequantPanelsFn dequant,
-                  GemmSmallMStoredFn stored_kernel) {
+                  std::int64_t panels_per_task, GemmSmallMStoredFn stored_kernel) {
   const bool stored = b.storage != WeightStorage::f32;
-  assert(!stored || dequant != nullptr || stored_kernel != nullptr);
+  assert(!stored || stored_kernel != nullptr);
   const std::int64_t n = b.n, pw = b.panel_width;
   assert(args.m >= 1 && args.m <= kernel.max_m && kernel.fn != nullptr);
   const std::int64_t panels = ceil_div(n, pw);
@@ -446,39 +445,19 @@ void gemm_small_m(const GemmSmallMKernel& kernel, const GemmArgs& args, const Pa
                 cols, args.c_at(0, j0), args.ldc, ep);
       return;
     }
-    if (stored_kernel != nullptr) {  // converts in registers: B streamed once, in its type
-      stored_kernel(args.m, b.k, args.a, args.lda, b.bytes + p0 * b.panel_bytes, b.panel_bytes,
-                    cols, args.c_at(0, j0), args.ldc, ep);
-      return;
-    }
-    // Groups of full-depth panels decoded into <= 256 KiB (L2) and run through the f32 kernel;
-    // each column's arithmetic is the same whatever the grouping.
-    const std::int64_t k = b.k;
-    const std::int64_t group = std::clamp<std::int64_t>((std::int64_t{1} << 16) / (k * pw), 1, 8);
-    BorrowedWorkspace workspace(tls_dequant_workspace);
-    AlignedFloats& decoded = workspace.buffer();
-    decoded.ensure(group * k * pw);
-    for (std::int64_t g0 = 0; g0 * pw < cols; g0 += group) {
-      const std::int64_t panels_here = std::min(group, ceil_div(cols, pw) - g0);
-      dequant(b.bytes + (p0 + g0) * b.panel_bytes, b.panel_bytes, panels_here, 0, k,
-              decoded.data());
-      GemmEpilogue gep = ep;
-      if (gep.bias != nullptr) gep.bias += g0 * pw;
-      kernel.fn(args.m, k, args.a, args.lda, decoded.data(), k * pw,
-                std::min(cols - g0 * pw, panels_here * pw), args.c_at(0, j0 + g0 * pw), args.ldc,
-                gep);
-    }
+    // Stored B: the kernel converts it in registers, streaming it once in its own type.
+    stored_kernel(args.m, b.k, args.a, args.lda, b.bytes + p0 * b.panel_bytes, b.panel_bytes,
+                  cols, args.c_at(0, j0), args.ldc, ep);
   });
 }
 
 void gemm_packed(const KernelTable& table, const GemmArgs& args, const PackedB& b) {
   assert(b.panel_width == kGemmPanelWidth);
   const DequantKernel& dq = table.dequant[static_cast<int>(b.storage)];
-  const DequantPanelsFn dequant = dq.fn;
   if (args.m <= table.gemm_small_m.max_m)
-    gemm_small_m(table.gemm_small_m, args, b, 0, dequant, dq.small_m);
+    gemm_small_m(table.gemm_small_m, args, b, 0, dq.small_m);
   else
-    gemm_blocked(table.gemm, args, b, {}, dequant);
+    gemm_blocked(table.gemm, args, b, {}, dq.fn);
 }
 
 void gemm_unpacked(const KernelTable& table, Transpose trans_b, std::int64_t n, std::int64_t k,

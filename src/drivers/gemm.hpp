@@ -156,15 +156,12 @@ void gemm_blocked(const GemmMicrokernel& ukernel, const GemmArgs& args, const Pa
 
 /// The small-M path (m <= kernel.max_m): no A packing; B streamed once, panels split over
 /// threads (panels_per_task 0 picks automatically; any split gives the same bits).
-/// Stored B: with stored_kernel (the table's), the kernel converts B in registers inside its
-/// FMA loop; otherwise each task dequantizes a few full-depth panels at a time (<= 256 KiB of
-/// f32, an L2-sized group) and runs the f32 kernel on them (measured 1.6x slower than f32 at
-/// the decode shape on a 20 GB/s core: the L2 round trip costs more than the bytes saved; kept
-/// for tests and for kernels without a fused variant). Both give the f32 kernel's bits on the
-/// decoded values.
+/// Stored B (b.storage != f32) needs the table's stored_kernel, which converts B in registers
+/// inside its FMA loop (B streamed once, in its own type) with the f32 kernel's arithmetic, so
+/// the bits are the f32 kernel's on the decoded values. (Dequantizing L2-sized panel groups
+/// and running the f32 kernel on them measured 1.6x slower than f32 at the decode shape.)
 void gemm_small_m(const GemmSmallMKernel& kernel, const GemmArgs& args, const PackedB& b,
-                  std::int64_t panels_per_task = 0, DequantPanelsFn dequant = nullptr,
-                  GemmSmallMStoredFn stored_kernel = nullptr);
+                  std::int64_t panels_per_task = 0, GemmSmallMStoredFn stored_kernel = nullptr);
 
 /// Chooses the path by m only (never by thread count, so bits do not depend on threads).
 void gemm_packed(const KernelTable& table, const GemmArgs& args, const PackedB& b);

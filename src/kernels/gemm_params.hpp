@@ -53,11 +53,6 @@ using GemmSmallMFn = void (*)(std::int64_t m, std::int64_t k, const float* a, st
 ///               then 32 rows of 16 int8; row kk's values at block + 32 + (kk % 32) * 16
 enum class WeightStorage : int { f32 = 0, f16 = 1, bf16 = 2, q8_0 = 3 };
 inline constexpr int kWeightStorageCount = 4;
-/// The kernels' name for a public simdattn::DType value (same order: f32, f16, bf16, q8_0;
-/// src/drivers/gemm.hpp checks it). Takes the int so this header needs no public one.
-constexpr WeightStorage weight_storage_of_int(int dtype) noexcept {
-  return static_cast<WeightStorage>(dtype);
-}
 inline constexpr std::int64_t kQ8Block = 32;
 inline constexpr std::int64_t kQ8BlockBytes = 16 * 2 + kQ8Block * 16;  ///< per panel: 544
 /// Bytes of one packed panel of depth k (k a multiple of kQ8Block for q8_0).

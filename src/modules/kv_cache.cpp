@@ -2,7 +2,7 @@
 
 #include "common/validate.hpp"
 #include "kernels/attention_params.hpp"
-#include "kernels/gemm_params.hpp"
+#include "drivers/gemm.hpp"  // weight_storage(DType)
 #include "modules/attention_core.hpp"
 #include "modules/kv_cache_storage.hpp"
 #include "simdattn/attention.hpp"
@@ -46,7 +46,7 @@ KVCache::KVCache(const AttentionModule& module, std::int64_t batch, std::int64_t
   if (kv_type == DType::q8_0 && spec.head_dim % 32 != 0)
     detail::fail(ErrorCode::unsupported, who, ": a q8_0 cache stores blocks of 32 along head_dim; ",
                  "head_dim (", spec.head_dim, ") is not a multiple of 32");
-  s.row_bytes = detail::kv_row_bytes(detail::weight_storage_of_int(static_cast<int>(kv_type)), spec.head_dim);
+  s.row_bytes = detail::kv_row_bytes(detail::weight_storage(kv_type), spec.head_dim);
   const std::int64_t rows = n / spec.head_dim;
   const std::int64_t bytes = detail::checked_mul(who, "cache bytes", rows, s.row_bytes);
   s.kb.assign(static_cast<std::size_t>(bytes), 0);

@@ -355,24 +355,47 @@ TensorMap parse_safetensors(const unsigned char* bytes, std::size_t size,
   return out;
 }
 
-DType safetensors_storage(const std::string& path) {
+namespace {
+
+template <class IoError>
+void read_exact(std::ifstream& in, void* dst, std::uint64_t n, const IoError& io_error) {
+  if (n == 0) return;
+  in.read(static_cast<char*>(dst), static_cast<std::streamsize>(n));
+  if (!in || static_cast<std::uint64_t>(in.gcount()) != n)
+    throw io_error("unexpected end of file or read error (was it modified while reading?)");
+}
+
+/// An open file whose header has been read and validated, positioned at the data section.
+struct OpenedFile {
+  std::ifstream in;
+  Layout layout;
+};
+
+/// Opens `path` and reads and validates its header; errors name `who` and the path. read_exact
+/// reads exactly n bytes or throws Error(io).
+OpenedFile open_safetensors(const std::string& path, const char* who) {
   const auto io_error = [&](const std::string& why) -> Error {
-    return Error(ErrorCode::io, "safetensors_storage: cannot read '" + path + "': " + why);
+    return Error(ErrorCode::io, std::string(who) + ": cannot read '" + path + "': " + why);
   };
   std::error_code ec;
   const std::uintmax_t file_size = std::filesystem::file_size(path, ec);
   if (ec) throw io_error(ec.message());
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw io_error(std::strerror(errno));
-  const Reporter report("safetensors_storage: '" + path + "'");
+  OpenedFile f{std::ifstream(path, std::ios::binary), {}};
+  if (!f.in) throw io_error(std::strerror(errno));
+  const Reporter report(std::string(who) + ": '" + path + "'");
   unsigned char prefix[kLengthPrefixBytes] = {};
-  if (file_size >= kLengthPrefixBytes)
-    in.read(reinterpret_cast<char*>(prefix), kLengthPrefixBytes);
+  if (file_size >= kLengthPrefixBytes) read_exact(f.in, prefix, kLengthPrefixBytes, io_error);
   const std::uint64_t header_size = check_header_length(prefix, file_size, report);
   std::vector<unsigned char> header(static_cast<std::size_t>(header_size));
-  in.read(reinterpret_cast<char*>(header.data()), static_cast<std::streamsize>(header_size));
-  if (!in) throw io_error("unexpected end of file or read error");
-  const Layout layout = parse_layout(header.data(), header_size, file_size, report);
+  read_exact(f.in, header.data(), header_size, io_error);
+  f.layout = parse_layout(header.data(), header_size, file_size, report);
+  return f;
+}
+
+}  // namespace
+
+DType safetensors_storage(const std::string& path) {
+  const Layout layout = open_safetensors(path, "safetensors_storage").layout;
   bool all_f16 = !layout.entries.empty(), all_bf16 = all_f16;
   for (const Entry& e : layout.entries) {
     all_f16 = all_f16 && e.dtype == FileDType::f16;
@@ -385,40 +408,21 @@ TensorMap load_safetensors(const std::string& path) {
   const auto io_error = [&](const std::string& why) -> Error {
     return Error(ErrorCode::io, "load_safetensors: cannot read '" + path + "': " + why);
   };
-  std::error_code ec;
-  const std::uintmax_t file_size = std::filesystem::file_size(path, ec);
-  if (ec) throw io_error(ec.message());
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw io_error(std::strerror(errno));
-  const auto read_exact = [&](void* dst, std::uint64_t n) {
-    if (n == 0) return;
-    in.read(static_cast<char*>(dst), static_cast<std::streamsize>(n));
-    if (!in || static_cast<std::uint64_t>(in.gcount()) != n)
-      throw io_error("unexpected end of file or read error (was it modified while reading?)");
-  };
-
   // Only the header is validated from a buffer; tensor data streams straight into the tensors,
   // so the peak memory is the result rather than the result plus a copy of the file.
-  const Reporter report("load_safetensors: '" + path + "'");
-  unsigned char prefix[kLengthPrefixBytes] = {};
-  if (file_size >= kLengthPrefixBytes) read_exact(prefix, kLengthPrefixBytes);
-  const std::uint64_t header_size = check_header_length(prefix, file_size, report);
-  std::vector<unsigned char> header(static_cast<std::size_t>(header_size));
-  read_exact(header.data(), header_size);
-  const Layout layout = parse_layout(header.data(), header_size, file_size, report);
-
+  OpenedFile f = open_safetensors(path, "load_safetensors");
   TensorMap out;
   std::vector<unsigned char> staging;
   // Entries are sorted by offset and tile the data section, so reading them in order is one
   // sequential pass over the file.
-  for (const Entry& e : layout.entries) {
+  for (const Entry& e : f.layout.entries) {
     Tensor t = Tensor(e.shape);
     const std::uint64_t nbytes = e.end - e.begin;
     if (e.dtype == FileDType::f32) {
-      read_exact(t.data(), nbytes);
+      read_exact(f.in, t.data(), nbytes, io_error);
     } else {
       staging.resize(static_cast<std::size_t>(nbytes));
-      read_exact(staging.data(), nbytes);
+      read_exact(f.in, staging.data(), nbytes, io_error);
       convert_to_f32(e.dtype, staging.data(), t.values().size(), t.data());
     }
     out.emplace(e.name, std::move(t));

@@ -18,6 +18,7 @@
 
 #include "simdattn/dtype.hpp"
 #include "simdattn/export.h"
+#include "simdattn/rope.hpp"
 #include "simdattn/safetensors.hpp"
 #include "simdattn/tensor.hpp"
 
@@ -110,6 +111,24 @@ class SIMDATTN_API AttentionModule {
   /// biases. No f32 copy of stored weights is kept.
   std::int64_t weight_bytes() const noexcept;
 
+  /// Many sequences in one call, each with its own KVCache (batch 1) and its own position:
+  /// the serving loop of a continuous-batching server. x is [R, d_in] with R = the sum of
+  /// steps[i].tokens: sequence 0's new tokens first, then sequence 1's, and so on; y receives
+  /// [R, output_dim()] in the same order (its storage is reused when the shape matches, so a
+  /// loop that keeps y allocates nothing per step). The projections run once over all R rows
+  /// (the weights stream once per step, not once per sequence); attention runs per sequence
+  /// over its own cache. Each sequence's rows are bitwise what a forward of that sequence alone
+  /// would give, on the fast backend at any thread count, whatever else is in the batch.
+  /// Sequences may join (a fresh or reset cache) and leave (omit them) between calls. Errors
+  /// (before anything changes): a cache made for another module or with batch != 1, the same
+  /// cache twice, tokens < 1, R != x's rows, a full non-sliding cache.
+  struct SequenceStep {
+    KVCache* cache = nullptr;
+    std::int64_t tokens = 1;
+  };
+  void forward_batch(const Tensor& x, const std::vector<SequenceStep>& steps, Tensor& y,
+                     const ForwardOptions& options = {}) const;
+
   const std::string& name() const noexcept;  ///< e.g. "CausalAttention"
   std::int64_t d_in() const noexcept;
   std::int64_t output_dim() const noexcept;   ///< feature size of forward()'s result
@@ -119,6 +138,9 @@ class SIMDATTN_API AttentionModule {
   double dropout() const noexcept;
   bool qkv_bias() const noexcept;
   bool causal() const noexcept;
+  std::int64_t num_kv_heads() const noexcept;  ///< K/V heads (num_heads() but for LlamaAttention)
+  Rope rope() const noexcept;                  ///< Rope::none but for LlamaAttention
+  double rope_theta() const noexcept;
 
   /// The engine behind the module (internal). Error(invalid_argument) on a moved-from module.
   const detail::AttentionCore& core() const;
@@ -165,5 +187,28 @@ class SIMDATTN_API MultiHeadAttention : public AttentionModule {
   MultiHeadAttention(std::int64_t d_in, std::int64_t d_out, std::int64_t context_length,
                      double dropout, std::int64_t num_heads, bool qkv_bias = false);
 };
+
+/// The attention of the Llama family (Llama 2/3, Mistral, Qwen2, ...), as Hugging Face's
+/// LlamaAttention computes it: num_heads query heads and num_kv_heads (G, dividing num_heads)
+/// key/value heads of width head_dim, grouped-query attention (query head h reads K/V head
+/// h / (num_heads / G); G = num_heads is multi-head, G = 1 multi-query attention), the rotary
+/// embedding of Q and K at each token's absolute position, scores scaled by 1/sqrt(head_dim),
+/// a causal mask, and o_proj. No dropout (attention_dropout is 0 at inference).
+/// State-dict keys are Hugging Face's: q_proj.weight [H*hd, d_model], k_proj.weight and
+/// v_proj.weight [G*hd, d_model], o_proj.weight [d_model, H*hd], and with qkv_bias (Qwen2)
+/// q_proj.bias, k_proj.bias, v_proj.bias, with o_bias o_proj.bias. A `rotary_emb.inv_freq`
+/// buffer is ignored: the frequencies come from rope_theta. Load one layer of a Hugging Face
+/// checkpoint with hf_attention_state_dict (below).
+class SIMDATTN_API LlamaAttention : public AttentionModule {
+ public:
+  LlamaAttention(std::int64_t d_model, std::int64_t num_heads, std::int64_t num_kv_heads,
+                 std::int64_t head_dim, std::int64_t context_length, Rope rope = Rope::halves,
+                 double rope_theta = 10000.0, bool qkv_bias = false, bool o_bias = false);
+};
+
+/// The `model.layers.{layer}.self_attn.*` tensors of a Hugging Face Llama-family checkpoint
+/// (as load_safetensors reads it), under LlamaAttention's names. Error(invalid_argument) when
+/// the layer has no self_attn tensors, naming the prefix it looked for.
+SIMDATTN_API TensorMap hf_attention_state_dict(const TensorMap& checkpoint, std::int64_t layer);
 
 }  // namespace simdattn

@@ -1,5 +1,7 @@
-// src/api/dtype.cpp — storage type names (simdattn/dtype.hpp).
+// src/api/dtype.cpp — storage type and rotary layout names (simdattn/dtype.hpp,
+// simdattn/rope.hpp).
 #include "simdattn/dtype.hpp"
+#include "simdattn/rope.hpp"
 
 #include "common/validate.hpp"
 
@@ -23,5 +25,21 @@ DType parse_dtype(const std::string& name) {
 }
 
 std::int64_t dtype_block(DType type) noexcept { return type == DType::q8_0 ? 32 : 1; }
+
+const char* rope_name(Rope rope) noexcept {
+  switch (rope) {
+    case Rope::none: return "none";
+    case Rope::halves: return "halves";
+    case Rope::interleaved: return "interleaved";
+  }
+  return "unknown";
+}
+
+Rope parse_rope(const std::string& name) {
+  for (Rope r : {Rope::none, Rope::halves, Rope::interleaved})
+    if (name == rope_name(r)) return r;
+  detail::fail_arg("parse_rope: unknown rotary layout '", name,
+                   "'; expected one of none, halves, interleaved");
+}
 
 }  // namespace simdattn

@@ -11,6 +11,15 @@
 
 namespace simdattn::detail {
 
+/// One sequence of a cached call: `tokens` new rows of x (and of y), from row `row` on, appended
+/// to batch entry b of `cache` (room already made; the caller commits).
+struct CachedSequence {
+  KVRing cache;
+  std::int64_t b = 0;
+  std::int64_t tokens = 0;
+  std::int64_t row = 0;
+};
+
 class FastAttention {
  public:
   /// Packs the weights (QKV into one [3*inner, d_in] PackedMatrix, out_proj apart). Validation
@@ -30,6 +39,14 @@ class FastAttention {
   /// into calls gives the same outputs.
   void forward_cached(const float* x, std::int64_t batch, std::int64_t tokens, float* y,
                       const DropoutParams& dropout, const KVRing& cache) const;
+
+  /// Many sequences in one call, each through its own cache and at its own position (a
+  /// batched decode step, or a ragged prefill): one QKV and one out_proj GEMM over all their
+  /// rows, then attention per sequence over its own cache. Each sequence's rows of y have the
+  /// bits they would have if it were alone (the GEMMs' arithmetic per row does not depend on
+  /// the number of rows; attention never mixes sequences).
+  void forward_sequences(const float* x, float* y, const DropoutParams& dropout,
+                         const CachedSequence* seqs, std::int64_t count) const;
 
   /// The projection weights as packed, decoded (exact for every storage type), with `biases`'
   /// bias vectors copied in: what the reference and state_dict() see.

@@ -87,9 +87,9 @@ void hints_for(const FlashProblem& p, const Blocking& bl, BlockRef next,
     first = p.kv_ring_start;
     keys = std::min(keys, p.kv_ring - first);
   }
-  out[1] = {p.k + next.b * p.k_batch_stride + next.h * p.k_head_stride + first * p.k_row_stride,
+  out[1] = {p.k + next.b * p.k_batch_stride + (next.h / p.kv_group) * p.k_head_stride + first * p.k_row_stride,
             keys, p.k_row_stride, p.head_dim};
-  out[2] = {p.v + next.b * p.v_batch_stride + next.h * p.v_head_stride + first * p.v_row_stride,
+  out[2] = {p.v + next.b * p.v_batch_stride + (next.h / p.kv_group) * p.v_head_stride + first * p.v_row_stride,
             keys, p.v_row_stride, p.head_dim};
 }
 
@@ -131,8 +131,8 @@ void run_query_block(const FlashProblem& p, const FlashKernels& fk, const Blocki
   const std::int64_t q_first = p.q_offset + q0, q_last = q_first + rows - 1;
   std::int64_t k_end = p.kv_len;  // keys [0, k_end) are visible to some query of the block
   if (p.causal) k_end = std::clamp<std::int64_t>(q_last - p.k_offset + 1, 0, p.kv_len);
-  const float* kbase = p.k + b * p.k_batch_stride + h * p.k_head_stride;
-  const float* vbase = p.v + b * p.v_batch_stride + h * p.v_head_stride;
+  const float* kbase = p.k + b * p.k_batch_stride + (h / p.kv_group) * p.k_head_stride;
+  const float* vbase = p.v + b * p.v_batch_stride + (h / p.kv_group) * p.v_head_stride;
   const float keep_scale = static_cast<float>(p.dropout.keep_scale());
 
   // Physical row of logical key j (a KV cache is a ring; see FlashProblem::kv_ring).
@@ -166,7 +166,7 @@ void run_query_block(const FlashProblem& p, const FlashKernels& fk, const Blocki
         for (std::int64_t i = 0; i < ld; ++i) {
           const std::int64_t qpos = q_first + i;
           const bool kept = i < rows && !(p.causal && kpos > qpos) &&
-                            dropout_keep(p.dropout, static_cast<std::uint64_t>(b),
+                            dropout_keep(p.dropout, static_cast<std::uint64_t>(p.batch_index + b),
                                          static_cast<std::uint64_t>(h),
                                          static_cast<std::uint64_t>(qpos),
                                          static_cast<std::uint64_t>(kpos));
@@ -233,7 +233,7 @@ void propagate_masked_nonfinite(const FlashProblem& p) {
   for (std::int64_t b = 0; b < p.batch; ++b)
     for (std::int64_t h = 0; h < p.heads; ++h) {
       float* out = p.out + b * p.out_batch_stride + h * p.out_head_stride;
-      const float* v = p.v + b * p.v_batch_stride + h * p.v_head_stride;
+      const float* v = p.v + b * p.v_batch_stride + (h / p.kv_group) * p.v_head_stride;
       const std::int64_t last = p.q_len - 1;
       // Index of the last key the last query sees; keys after it are masked for everyone.
       const std::int64_t seen = std::min(p.q_offset + last - p.k_offset, p.kv_len - 1);

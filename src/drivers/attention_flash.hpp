@@ -17,6 +17,12 @@ namespace simdattn::detail {
 /// a [B*T, 3*inner] QKV GEMM output is read in place as [B, H, T, hd].
 struct FlashProblem {
   std::int64_t batch = 1, heads = 1, q_len = 0, kv_len = 0, head_dim = 0;
+  /// Grouped-query attention: query head h reads K/V head h / kv_group (K and V hold
+  /// heads / kv_group heads); 1 is multi-head attention.
+  std::int64_t kv_group = 1;
+  /// The dropout mask's batch index of this problem's batch entry 0 (a problem that is one
+  /// entry of a larger batch).
+  std::int64_t batch_index = 0;
   const float* q = nullptr;
   std::int64_t q_batch_stride = 0, q_head_stride = 0, q_row_stride = 0;
   const float* k = nullptr;
@@ -42,7 +48,7 @@ struct FlashProblem {
   /// see key j (plain causal forwards, as PyTorch).
   bool propagate_masked_nonfinite = false;
   /// decode_attention only: K/V stored in another type (k and v unused), rows of kv_row_bytes
-  /// at kb/vb in [batch][heads][kv_ring] order.
+  /// at kb/vb in [batch][K/V heads][kv_ring] order.
   WeightStorage kv_storage = WeightStorage::f32;
   const unsigned char* kb = nullptr;
   const unsigned char* vb = nullptr;

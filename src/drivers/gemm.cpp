@@ -344,15 +344,21 @@ void gemm_blocked(const GemmMicrokernel& uk, const GemmArgs& args, const PackedB
   assert(nr % pw == 0 && "a tile must cover whole panels");
   assert(ceil_div(round_up(n, nr), pw) <= b.panels && "packed B lacks padding panels");
   assert((args.c_group <= 0 || args.c_group % nr == 0) && "a tile must not straddle C groups");
-  const std::int64_t kc_step = depth_step(k, uk.kc);
+  const std::int64_t kc_step = args.whole_depth ? k : depth_step(k, uk.kc);
   const TaskGrid grid = make_grid(uk, m, n, k, split);
 
-  parallel_for_blocks(grid.row_blocks * grid.col_blocks, [&](std::int64_t task) {
-    const std::int64_t rb = task / grid.col_blocks, cb = task % grid.col_blocks;
+  // Column blocks in units of `unit` tiles (a hook's col_align; 1 otherwise).
+  assert(args.hook.col_align <= 0 || args.hook.col_align % nr == 0);
+  const std::int64_t unit = args.hook.col_align > 0 ? args.hook.col_align / nr : 1;
+  const std::int64_t units_n = ceil_div(grid.tiles_n, unit);
+  const std::int64_t col_blocks = std::min(grid.col_blocks, units_n);
+
+  parallel_for_blocks(grid.row_blocks * col_blocks, [&](std::int64_t task) {
+    const std::int64_t rb = task / col_blocks, cb = task % col_blocks;
     const std::int64_t m0 = rb * grid.tiles_m / grid.row_blocks * mr;
     const std::int64_t m1 = std::min(m, (rb + 1) * grid.tiles_m / grid.row_blocks * mr);
-    const std::int64_t n0 = cb * grid.tiles_n / grid.col_blocks * nr;
-    const std::int64_t n1 = std::min(n, (cb + 1) * grid.tiles_n / grid.col_blocks * nr);
+    const std::int64_t n0 = cb * units_n / col_blocks * unit * nr;
+    const std::int64_t n1 = std::min(n, (cb + 1) * units_n / col_blocks * unit * nr);
     BorrowedWorkspace workspace(tls_a_workspace);
     AlignedFloats& a_pack = workspace.buffer();
     a_pack.ensure(round_up(m1 - m0, mr) * kc_step);
@@ -412,6 +418,7 @@ void gemm_blocked(const GemmMicrokernel& uk, const GemmArgs& args, const PackedB
         }
       }
     }
+    if (args.hook.fn != nullptr) args.hook.fn(args.hook.ctx, args, m0, m1 - m0, n0, n1 - n0);
   });
 }
 
@@ -435,6 +442,10 @@ void gemm_small_m(const GemmSmallMKernel& kernel, const GemmArgs& args, const Pa
     per_task = threads <= 1 || tiny ? panels
                                     : std::max<std::int64_t>(8, ceil_div(panels, 4 * threads));
   }
+  if (args.hook.col_align > 0 && args.c_group <= 0) {  // (column groups are blocks already)
+    assert(args.hook.col_align % pw == 0);
+    per_task = round_up(per_task, args.hook.col_align / pw);
+  }
   parallel_for_blocks(ceil_div(panels, per_task), [&](std::int64_t t) {
     const std::int64_t p0 = t * per_task;
     const std::int64_t j0 = p0 * pw;
@@ -443,11 +454,12 @@ void gemm_small_m(const GemmSmallMKernel& kernel, const GemmArgs& args, const Pa
     if (!stored) {
       kernel.fn(args.m, b.k, args.a, args.lda, b.data + p0 * b.panel_stride, b.panel_stride,
                 cols, args.c_at(0, j0), args.ldc, ep);
-      return;
+    } else {
+      // Stored B: the kernel converts it in registers, streaming it once in its own type.
+      stored_kernel(args.m, b.k, args.a, args.lda, b.bytes + p0 * b.panel_bytes, b.panel_bytes,
+                    cols, args.c_at(0, j0), args.ldc, ep);
     }
-    // Stored B: the kernel converts it in registers, streaming it once in its own type.
-    stored_kernel(args.m, b.k, args.a, args.lda, b.bytes + p0 * b.panel_bytes, b.panel_bytes,
-                  cols, args.c_at(0, j0), args.ldc, ep);
+    if (args.hook.fn != nullptr) args.hook.fn(args.hook.ctx, args, 0, args.m, j0, cols);
   });
 }
 

@@ -117,6 +117,22 @@ struct PackedData {
 /// uses it to write Q, K and V head-major ([3 * heads][T][head_dim]) straight from the tiles.
 /// c_group must be a multiple of the active microkernel's NR (a tile never straddles groups)
 /// and divide n; the arithmetic, hence every bit, is the same as with c_group = 0.
+struct GemmArgs;
+
+/// A driver-level epilogue: called once for every finished block of C (rows [row0, row0 +
+/// rows), columns [col0, col0 + cols), final values), by the task that computed it, while the
+/// block is still in its cache. Baseline code (the attention's rotary embedding). col_align > 0
+/// makes every block's column range start at a multiple of it (it must be a multiple of the
+/// microkernel's NR), so a hook that needs whole heads gets them (on the small-M path with
+/// column groups, each block is one group); it changes which task computes a block, never the
+/// arithmetic.
+struct GemmBlockHook {
+  void (*fn)(const void* ctx, const GemmArgs& args, std::int64_t row0, std::int64_t rows,
+             std::int64_t col0, std::int64_t cols) = nullptr;
+  const void* ctx = nullptr;
+  std::int64_t col_align = 0;
+};
+
 struct GemmArgs {
   std::int64_t m = 0;
   float alpha = 1.0f;
@@ -128,6 +144,12 @@ struct GemmArgs {
   const float* bias = nullptr;
   std::int64_t c_group = 0;
   std::int64_t c_group_stride = 0;
+  GemmBlockHook hook;
+  /// One depth slice of all of K on the blocked path (kc = K): every element is then one
+  /// multiply-add chain over k = 0..K-1 stored through the same epilogue as the small-M path,
+  /// so a row gets the same bits whatever m is and whichever path m picks (a sequence in a
+  /// batched decode gets the bits it gets alone). Costs the blocked path some cache blocking.
+  bool whole_depth = false;
 
   /// Address of C(i, j).
   float* c_at(std::int64_t i, std::int64_t j) const noexcept {

@@ -14,19 +14,21 @@ namespace {
 
 AttentionWeights zero_weights(const AttentionSpec& spec) {
   const auto inner = static_cast<std::size_t>(spec.inner_dim());
+  const auto kv_dim = static_cast<std::size_t>(spec.kv_dim());
+  const auto out = static_cast<std::size_t>(spec.output_dim());
   const auto d_in = static_cast<std::size_t>(spec.d_in);
   AttentionWeights w;
   w.wq.assign(inner * d_in, 0.0f);
-  w.wk.assign(inner * d_in, 0.0f);
-  w.wv.assign(inner * d_in, 0.0f);
+  w.wk.assign(kv_dim * d_in, 0.0f);
+  w.wv.assign(kv_dim * d_in, 0.0f);
   if (spec.qkv_bias) {
     w.bq.assign(inner, 0.0f);
-    w.bk.assign(inner, 0.0f);
-    w.bv.assign(inner, 0.0f);
+    w.bk.assign(kv_dim, 0.0f);
+    w.bv.assign(kv_dim, 0.0f);
   }
   if (spec.out_proj) {
-    w.wo.assign(inner * inner, 0.0f);
-    w.bo.assign(inner, 0.0f);
+    w.wo.assign(out * inner, 0.0f);
+    if (spec.out_bias) w.bo.assign(out, 0.0f);
   }
   return w;
 }
@@ -83,8 +85,8 @@ void AttentionCore::set_weight_type(DType type) {
       fail(ErrorCode::unsupported, spec_.module_name, ": q8_0 weights need d_in (", spec_.d_in,
            ") to be a multiple of 32");
     if (spec_.out_proj && spec_.inner_dim() % 32 != 0)
-      fail(ErrorCode::unsupported, spec_.module_name, ": q8_0 weights need d_out (",
-           spec_.inner_dim(), ") to be a multiple of 32 (out_proj's input)");
+      fail(ErrorCode::unsupported, spec_.module_name, ": q8_0 weights need out_proj's input width (",
+           spec_.inner_dim(), ") to be a multiple of 32");
   }
   AttentionSpec spec = spec_;
   spec.weight_type = type;

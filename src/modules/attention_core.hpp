@@ -21,6 +21,7 @@ enum class WeightNaming {
   v1,       ///< W_query [d_in, d_out] (x·W)
   linear,   ///< W_query.weight [d_out, d_in] (+ W_query.bias), out_proj.* when out_proj
   wrapper,  ///< heads.{i}.W_query.weight [d_out, d_in] (+ bias)
+  llama,    ///< Hugging Face's: q_proj.weight [H*hd, d_in], k_proj/v_proj [G*hd, d_in], o_proj
 };
 
 /// The layer's descriptor (common/attention_desc.hpp) plus what only the modules need.

@@ -1,6 +1,7 @@
 // src/modules/attention_module.cpp — the five chapter-3 modules: argument checks at
 // construction and at forward(), then the chosen backend. Nothing here computes attention.
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <limits>
 #include <memory>
@@ -35,9 +36,9 @@ void check_weight_sizes(const AttentionSpec& spec, const char* inner_name) {
   const std::int64_t qkv_elements = detail::checked_mul(who, ("3 * " + qkv).c_str(), 3, per_matrix);
   std::int64_t largest = qkv_elements;
   if (spec.out_proj) {
-    const std::string proj = std::string(inner_name) + " * " + inner_name;
+    const std::string proj = std::string(inner_name) + " * output width";
     largest = std::max(largest,
-                       detail::checked_mul(who, proj.c_str(), spec.inner_dim(), spec.inner_dim()));
+                       detail::checked_mul(who, proj.c_str(), spec.inner_dim(), spec.output_dim()));
   }
   constexpr auto max_elements =
       static_cast<std::int64_t>(std::numeric_limits<std::int64_t>::max() / sizeof(float));
@@ -119,6 +120,55 @@ std::unique_ptr<AttentionCore> mha_core(std::int64_t d_in, std::int64_t d_out,
   spec.qkv_bias = qkv_bias;
   spec.out_proj = true;
   return make_core(std::move(spec), "d_out");
+}
+
+std::unique_ptr<AttentionCore> llama_core(std::int64_t d_model, std::int64_t num_heads,
+                                          std::int64_t num_kv_heads, std::int64_t head_dim,
+                                          std::int64_t context_length, Rope rope,
+                                          double rope_theta, bool qkv_bias, bool o_bias) {
+  const char* who = "LlamaAttention";
+  detail::require_positive(who, "d_model", d_model);
+  detail::require_positive(who, "num_heads", num_heads);
+  detail::require_positive(who, "num_kv_heads", num_kv_heads);
+  detail::require_positive(who, "head_dim", head_dim);
+  detail::require_positive(who, "context_length", context_length);
+  if (num_heads % num_kv_heads != 0)
+    detail::fail_arg(who, ": num_kv_heads (", num_kv_heads, ") must divide num_heads (", num_heads,
+                     ")");
+  if (rope != Rope::none && rope != Rope::halves && rope != Rope::interleaved)
+    detail::fail_arg(who, ": rope (", static_cast<int>(rope), ") is not a Rope");
+  if (rope != Rope::none) {
+    if (head_dim % 2 != 0)
+      detail::fail_arg(who, ": the rotary embedding turns pairs of dimensions; head_dim (",
+                       head_dim, ") must be even");
+    if (head_dim > 512)
+      detail::fail(ErrorCode::unsupported, who, ": head_dim (", head_dim,
+                   ") above 512 with a rotary embedding");
+    if (!(rope_theta > 0.0) || !std::isfinite(rope_theta))
+      detail::fail_arg(who, ": rope_theta (", rope_theta, ") must be positive and finite");
+    // The module's table of cos/sin holds context_length * head_dim floats.
+    if (detail::checked_mul(who, "context_length * head_dim", context_length, head_dim) >
+        (std::int64_t{1} << 31))
+      detail::fail_arg(who, ": context_length * head_dim (", context_length * head_dim,
+                       ") is too large for the rotary table");
+  }
+  detail::checked_mul(who, "num_heads * head_dim", num_heads, head_dim);
+  AttentionSpec spec;
+  spec.module_name = who;
+  spec.d_in = d_model;
+  spec.num_heads = num_heads;
+  spec.num_kv_heads = num_kv_heads;
+  spec.head_dim = head_dim;
+  spec.context_length = context_length;
+  spec.causal = true;
+  spec.qkv_bias = qkv_bias;
+  spec.out_proj = true;
+  spec.out_bias = o_bias;
+  spec.out_features = d_model;
+  spec.rope = rope;
+  spec.rope_theta = rope_theta;
+  spec.naming = WeightNaming::llama;
+  return make_core(std::move(spec), "num_heads * head_dim");
 }
 
 /// x's batch and sequence length after checking it against the module.
@@ -227,6 +277,13 @@ std::int64_t AttentionModule::context_length() const noexcept {
 double AttentionModule::dropout() const noexcept { return core_ ? core_->spec().dropout : 0.0; }
 bool AttentionModule::qkv_bias() const noexcept { return core_ && core_->spec().qkv_bias; }
 bool AttentionModule::causal() const noexcept { return core_ && core_->spec().causal; }
+std::int64_t AttentionModule::num_kv_heads() const noexcept {
+  return core_ ? core_->spec().kv_heads() : 0;
+}
+Rope AttentionModule::rope() const noexcept { return core_ ? core_->spec().rope : Rope::none; }
+double AttentionModule::rope_theta() const noexcept {
+  return core_ ? core_->spec().rope_theta : 0.0;
+}
 void AttentionModule::set_weight_storage(DType type) {
   if (!core_) detail::fail_arg("AttentionModule: set_weight_storage: the module was moved from");
   core_->set_weight_type(type);
@@ -257,5 +314,25 @@ MultiHeadAttention::MultiHeadAttention(std::int64_t d_in, std::int64_t d_out,
                                        std::int64_t context_length, double dropout,
                                        std::int64_t num_heads, bool qkv_bias)
     : AttentionModule(mha_core(d_in, d_out, context_length, dropout, num_heads, qkv_bias)) {}
+
+LlamaAttention::LlamaAttention(std::int64_t d_model, std::int64_t num_heads,
+                               std::int64_t num_kv_heads, std::int64_t head_dim,
+                               std::int64_t context_length, Rope rope, double rope_theta,
+                               bool qkv_bias, bool o_bias)
+    : AttentionModule(llama_core(d_model, num_heads, num_kv_heads, head_dim, context_length, rope,
+                                 rope_theta, qkv_bias, o_bias)) {}
+
+TensorMap hf_attention_state_dict(const TensorMap& checkpoint, std::int64_t layer) {
+  const char* who = "hf_attention_state_dict";
+  if (layer < 0) detail::fail_arg(who, ": layer (", layer, ") must be >= 0");
+  const std::string prefix = "model.layers." + std::to_string(layer) + ".self_attn.";
+  TensorMap out;
+  for (auto it = checkpoint.lower_bound(prefix);
+       it != checkpoint.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
+    out.emplace(it->first.substr(prefix.size()), it->second);
+  if (out.empty())
+    detail::fail_arg(who, ": the checkpoint has no tensors named \"", prefix, "*\"");
+  return out;
+}
 
 }  // namespace simdattn

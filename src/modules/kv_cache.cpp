@@ -21,7 +21,7 @@ KVCache::KVCache(const AttentionModule& module, std::int64_t batch, std::int64_t
   detail::require_positive(who, "batch", batch);
   if (capacity < 0) detail::fail_arg(who, ": capacity (", capacity, ") must be >= 0");
   if (capacity == 0) capacity = spec.context_length;
-  std::int64_t n = detail::checked_mul(who, "batch * heads", batch, spec.num_heads);
+  std::int64_t n = detail::checked_mul(who, "batch * kv_heads", batch, spec.kv_heads());
   n = detail::checked_mul(who, "batch * heads * capacity", n, capacity);
   n = detail::checked_mul(who, "batch * heads * capacity * head_dim", n, spec.head_dim);
   if (static_cast<std::uint64_t>(n) > (std::uint64_t{1} << 40))
@@ -30,7 +30,7 @@ KVCache::KVCache(const AttentionModule& module, std::int64_t batch, std::int64_t
   Storage& s = *storage_;
   s.owner_id = module.core().id();
   s.batch = batch;
-  s.heads = spec.num_heads;
+  s.heads = spec.kv_heads();
   s.head_dim = spec.head_dim;
   s.capacity = capacity;
   s.sliding = sliding_window;

@@ -83,10 +83,28 @@ std::vector<ParamDesc> describe(const AttentionSpec& spec) {
         if (spec.qkv_bias) out.push_back({n + ".bias", {inner}, p.bias, 0, false, d_in});
       }
       if (spec.out_proj) {
-        out.push_back({"out_proj.weight", {inner, inner}, Slot::wo, 0, false, inner});
-        out.push_back({"out_proj.bias", {inner}, Slot::bo, 0, false, inner});
+        out.push_back({"out_proj.weight", {spec.output_dim(), inner}, Slot::wo, 0, false, inner});
+        if (spec.out_bias) out.push_back({"out_proj.bias", {spec.output_dim()}, Slot::bo, 0, false, inner});
       }
       break;
+    case WeightNaming::llama: {  // Hugging Face LlamaAttention / Qwen2Attention
+      const std::int64_t kv = spec.kv_dim();
+      const struct {
+        const char* name;
+        Slot weight, bias;
+        std::int64_t rows;
+      } proj[] = {{"q_proj", Slot::wq, Slot::bq, inner},
+                  {"k_proj", Slot::wk, Slot::bk, kv},
+                  {"v_proj", Slot::wv, Slot::bv, kv}};
+      for (const auto& p : proj) {
+        const std::string n = p.name;
+        out.push_back({n + ".weight", {p.rows, d_in}, p.weight, 0, false, d_in});
+        if (spec.qkv_bias) out.push_back({n + ".bias", {p.rows}, p.bias, 0, false, d_in});
+      }
+      out.push_back({"o_proj.weight", {spec.output_dim(), inner}, Slot::wo, 0, false, inner});
+      if (spec.out_bias) out.push_back({"o_proj.bias", {spec.output_dim()}, Slot::bo, 0, false, inner});
+      break;
+    }
     case WeightNaming::wrapper:  // nn.ModuleList of CausalAttention: heads.{h}.W_query.weight
       for (std::int64_t h = 0; h < spec.num_heads; ++h)
         for (const Projection& p : qkv) {
@@ -102,6 +120,9 @@ std::vector<ParamDesc> describe(const AttentionSpec& spec) {
 /// `mask` buffers (the causal mask PyTorch keeps in the state_dict) are rebuilt, not loaded.
 bool is_ignored_key(const AttentionSpec& spec, const std::string& key) {
   if (key == "mask") return true;
+  // Older Hugging Face checkpoints keep the rotary inverse frequencies as a buffer; they are
+  // computed from rope_theta instead.
+  if (spec.naming == WeightNaming::llama) return key == "rotary_emb.inv_freq";
   if (spec.naming != WeightNaming::wrapper) return false;
   const std::string prefix = "heads.", suffix = ".mask";
   if (key.size() <= prefix.size() + suffix.size() || key.compare(0, prefix.size(), prefix) != 0 ||

@@ -12,6 +12,8 @@
 #include <limits>
 #include <vector>
 
+#include "common/rope.hpp"
+
 namespace simdattn::detail {
 namespace {
 
@@ -81,6 +83,7 @@ void attention_forward_reference(const AttentionDesc& spec, const AttentionWeigh
                                  const float* x, std::int64_t batch, std::int64_t tokens, float* y,
                                  const DropoutParams& dropout, float* attn_weights) {
   const std::int64_t d_in = spec.d_in, hd = spec.head_dim, inner = spec.inner_dim();
+  const std::int64_t kv_dim = spec.kv_dim(), group = spec.group();
   const std::int64_t out_dim = spec.output_dim();
   const double inf = std::numeric_limits<double>::infinity();
   // Book: attn_scores / keys.shape[-1]**0.5, with keys.shape[-1] the width of one head.
@@ -88,21 +91,30 @@ void attention_forward_reference(const AttentionDesc& spec, const AttentionWeigh
 
   for (std::int64_t b = 0; b < batch; ++b) {
     const float* xb = x + b * tokens * d_in;
-    // queries = x @ W_query.T (+ b), and so on: [T, inner], head h in columns h*hd ..
-    const Matrix q = linear(xb, tokens, d_in, weights.wq, weights.bq, inner);
-    const Matrix k = linear(xb, tokens, d_in, weights.wk, weights.bk, inner);
-    const Matrix v = linear(xb, tokens, d_in, weights.wv, weights.bv, inner);
+    // queries = x @ W_query.T (+ b), and so on: q [T, inner], head h in columns h*hd ..;
+    // k and v [T, kv_dim], one K/V head per group of query heads.
+    Matrix q = linear(xb, tokens, d_in, weights.wq, weights.bq, inner);
+    Matrix k = linear(xb, tokens, d_in, weights.wk, weights.bk, kv_dim);
+    const Matrix v = linear(xb, tokens, d_in, weights.wv, weights.bv, kv_dim);
+    // Rotary embedding of every query and key head at its token's position.
+    for (std::int64_t t = 0; t < tokens; ++t) {
+      for (std::int64_t h = 0; h < spec.num_heads; ++h)
+        rope_rotate_exact(&q[idx(t, inner, h * hd)], hd, spec.rope, spec.rope_theta, t);
+      for (std::int64_t g = 0; g < spec.kv_heads(); ++g)
+        rope_rotate_exact(&k[idx(t, kv_dim, g * hd)], hd, spec.rope, spec.rope_theta, t);
+    }
     Matrix context(static_cast<std::size_t>(tokens * inner), 0.0);  // heads side by side
 
     for (std::int64_t h = 0; h < spec.num_heads; ++h) {
-      const std::int64_t c0 = h * hd;  // first column of head h
+      const std::int64_t c0 = h * hd;              // first column of query head h
+      const std::int64_t kv0 = (h / group) * hd;   // first column of its K/V head
       std::vector<double> w(static_cast<std::size_t>(tokens));
       for (std::int64_t i = 0; i < tokens; ++i) {
         // attn_scores[i, j] = q_i · k_j, masked above the diagonal, scaled.
         for (std::int64_t j = 0; j < tokens; ++j) {
           double s = 0.0;
-          for (std::int64_t c = c0; c < c0 + hd; ++c)
-            s += q[idx(i, inner, c)] * k[idx(j, inner, c)];
+          for (std::int64_t c = 0; c < hd; ++c)
+            s += q[idx(i, inner, c0 + c)] * k[idx(j, kv_dim, kv0 + c)];
           w[static_cast<std::size_t>(j)] = (spec.causal && j > i) ? -inf : s / sqrt_dk;
         }
         softmax_stable(w.data(), tokens);
@@ -117,22 +129,22 @@ void attention_forward_reference(const AttentionDesc& spec, const AttentionWeigh
             attn_weights[(b * tokens + i) * tokens + j] = static_cast<float>(wij);
         }
         // context_vec[i] = sum_j attn_weights[i, j] * v_j
-        for (std::int64_t c = c0; c < c0 + hd; ++c) {
+        for (std::int64_t c = 0; c < hd; ++c) {
           double acc = 0.0;
           for (std::int64_t j = 0; j < tokens; ++j)
-            acc += w[static_cast<std::size_t>(j)] * v[idx(j, inner, c)];
-          context[idx(i, inner, c)] = acc;
+            acc += w[static_cast<std::size_t>(j)] * v[idx(j, kv_dim, kv0 + c)];
+          context[idx(i, inner, c0 + c)] = acc;
         }
       }
     }
 
-    // out_proj (MultiHeadAttention only) in double, straight from the double context.
+    // out_proj in double, straight from the double context.
     float* yb = y + b * tokens * out_dim;
     for (std::int64_t t = 0; t < tokens; ++t)
       for (std::int64_t o = 0; o < out_dim; ++o) {
         double acc;
         if (spec.out_proj) {
-          acc = static_cast<double>(weights.bo[static_cast<std::size_t>(o)]);
+          acc = weights.bo.empty() ? 0.0 : static_cast<double>(weights.bo[static_cast<std::size_t>(o)]);
           for (std::int64_t c = 0; c < inner; ++c)
             acc += context[idx(t, inner, c)] * static_cast<double>(weights.wo[idx(o, inner, c)]);
         } else {

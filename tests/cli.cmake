@@ -32,6 +32,10 @@ if(TARGET simdattn_cli)
     add_test(NAME cli_run_prefill_fast
              COMMAND ${SIMDATTN_BASH} ${cli_dir}/run_prefill.sh $<TARGET_FILE:simdattn_cli>
                      ${Python3_EXECUTABLE} ${golden_dir} fast)
+    add_test(NAME cli_run_llama
+             COMMAND ${SIMDATTN_BASH} ${cli_dir}/run_llama.sh $<TARGET_FILE:simdattn_cli>
+                     ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/data/llama)
+    set_tests_properties(cli_run_llama PROPERTIES TIMEOUT 300 LABELS cli)
     add_test(NAME cli_run_gpt2
              COMMAND ${SIMDATTN_BASH} ${cli_dir}/run_gpt2.sh $<TARGET_FILE:simdattn_cli>
                      ${Python3_EXECUTABLE} ${gpt2_dir})

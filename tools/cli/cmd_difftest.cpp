@@ -444,6 +444,10 @@ int run_difftest(Args& args) {
     softmax_cases = true;
   } else {
     modules = {parse_module_kind(module_flag)};
+    if (modules[0] == ModuleKind::llama)
+      throw UsageError{"difftest draws the chapter-3 modules; LlamaAttention is checked by the "
+                       "unit suite (tests/unit/test_llama.cpp) and against PyTorch "
+                       "(tests/unit/test_llama_torch.cpp)"};
   }
   std::vector<Isa> isas;
   if (isa_flag == "all") {

@@ -39,11 +39,37 @@ struct RunRequest {
   std::int64_t chunk = 1;
   /// --gpt2-layer N: --weights is a GPT-2 checkpoint; run its layer N's attention.
   std::optional<std::int64_t> gpt2_layer;
+  /// --hf-layer N: --weights is a Hugging Face Llama-family checkpoint; run layer N's self_attn.
+  std::optional<std::int64_t> hf_layer;
+  /// --lengths L1,L2,...: sequence b is x[b, :L_b]; y's rows past L_b are 0.
+  std::vector<std::int64_t> lengths;
   /// --weight-dtype: how the module stores its projection weights (auto: the file's type).
   std::string weight_dtype = "auto";
   /// --kv-dtype (with --prefill): how the KV cache stores keys and values.
   DType kv_dtype = DType::f32;
 };
+
+std::vector<std::int64_t> parse_lengths(const std::string& text) {
+  std::vector<std::int64_t> out;
+  std::size_t at = 0;
+  while (true) {
+    const std::size_t comma = text.find(',', at);
+    const std::string item = text.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    std::size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size())
+      throw UsageError{"--lengths expects comma-separated integers, got '" + text + "'"};
+    out.push_back(v);
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  return out;
+}
 
 RunRequest parse_run_flags(Args& args) {
   RunRequest r;
@@ -58,6 +84,8 @@ RunRequest parse_run_flags(Args& args) {
   r.prefill = args.take_optional_int("prefill", 0);
   const auto chunk = args.take_optional_int("chunk", 1);
   r.gpt2_layer = args.take_optional_int("gpt2-layer", 0);
+  r.hf_layer = args.take_optional_int("hf-layer", 0);
+  const auto lengths = args.take_optional_string("lengths");
   r.weight_dtype = take_weight_dtype(args);
   const auto kv = args.take_optional_string("kv-dtype");
   apply_runtime_flags(args);
@@ -78,8 +106,18 @@ RunRequest parse_run_flags(Args& args) {
     throw UsageError{"module 'simple' has no weights; drop --weight-dtype"};
   if (r.prefill && !is_causal(r.kind))
     throw UsageError{std::string("--prefill needs a causal module (causal_attention, "
-                                 "mha_wrapper or mha); module '") +
+                                 "mha_wrapper, mha or llama); module '") +
                      module_kind_name(r.kind) + "' has no KV cache"};
+  if (lengths) {
+    if (!is_causal(r.kind))
+      throw UsageError{std::string("--lengths needs a causal module (each sequence runs through "
+                                   "its own KV cache); module '") +
+                       module_kind_name(r.kind) + "' has none"};
+    r.lengths = parse_lengths(*lengths);
+  }
+  if (r.hf_layer && r.kind != ModuleKind::llama)
+    throw UsageError{std::string("--hf-layer needs --module llama, not '") +
+                     module_kind_name(r.kind) + "'"};
   if (chunk && !r.prefill) throw UsageError{"--chunk only applies with --prefill"};
   if (kv) {
     if (!r.prefill) throw UsageError{"--kv-dtype only applies with --prefill (the KV cache)"};
@@ -93,12 +131,22 @@ RunRequest parse_run_flags(Args& args) {
   return r;
 }
 
-/// Checks what needs the input: the prompt cannot be longer than the sequence.
-void check_against_input(const RunRequest& r, std::int64_t tokens) {
+/// Checks what needs the input: the prompt cannot be longer than the sequence, and --lengths
+/// gives one length in [1, T] per batch entry.
+void check_against_input(const RunRequest& r, const Tensor& x) {
+  const std::int64_t tokens = x.dim(x.rank() - 2), batch = x.rank() == 3 ? x.dim(0) : 1;
   if (r.prefill && *r.prefill > tokens)
     throw UsageError{"--prefill (" + std::to_string(*r.prefill) +
                      ") must not exceed the input's sequence length T (" +
                      std::to_string(tokens) + ")"};
+  if (r.lengths.empty()) return;
+  if (static_cast<std::int64_t>(r.lengths.size()) != batch)
+    throw UsageError{"--lengths gives " + std::to_string(r.lengths.size()) +
+                     " lengths; the input has B = " + std::to_string(batch) + " sequences"};
+  for (std::int64_t L : r.lengths)
+    if (L < 1 || L > tokens)
+      throw UsageError{"--lengths: " + std::to_string(L) + " is not in [1, T = " +
+                       std::to_string(tokens) + "]"};
 }
 
 /// The state dict to load, or nothing for `simple`. With --gpt2-layer, the checkpoint's layer
@@ -107,6 +155,7 @@ std::optional<TensorMap> load_run_weights(const RunRequest& r) {
   if (!r.weights_path) return std::nullopt;
   TensorMap weights = load_safetensors(*r.weights_path);
   if (r.gpt2_layer) return gpt2_attention_state_dict(weights, *r.gpt2_layer);
+  if (r.hf_layer) return hf_attention_state_dict(weights, *r.hf_layer);
   return weights;
 }
 
@@ -142,6 +191,52 @@ Tensor forward_through_cache(const AttentionModule& module, const Tensor& x, std
   return y;
 }
 
+/// The B sequences of x, sequence b being x[b, :lengths[b]], each through its own KVCache and
+/// all advancing together, one forward_batch call per step: with prefill P, first min(P, L_b)
+/// tokens of each, then `chunk` at a time (a sequence that is done leaves the batch); without
+/// prefill (0), each sequence whole in one call (a ragged prefill). Rows of y past L_b are 0.
+Tensor forward_sequences(const AttentionModule& module, const Tensor& x,
+                         std::vector<std::int64_t> lengths, std::int64_t prefill,
+                         std::int64_t chunk, DType kv_dtype, const ForwardOptions& options) {
+  const std::size_t r = x.rank();
+  const std::int64_t batch = r == 3 ? x.dim(0) : 1, tokens = x.dim(r - 2), d = x.dim(r - 1);
+  const std::int64_t d_out = module.output_dim();
+  if (lengths.empty()) lengths.assign(static_cast<std::size_t>(batch), tokens);
+  std::vector<KVCache> caches;
+  for (std::int64_t b = 0; b < batch; ++b) caches.emplace_back(module, 1, 0, false, kv_dtype);
+  Tensor y(r == 3 ? std::vector<std::int64_t>{batch, tokens, d_out}
+                  : std::vector<std::int64_t>{tokens, d_out});  // zeros
+  std::vector<std::int64_t> done(static_cast<std::size_t>(batch), 0);
+  Tensor step_y;
+  for (bool first = true;; first = false) {
+    std::vector<AttentionModule::SequenceStep> steps;
+    std::vector<std::int64_t> who;
+    std::vector<float> rows;
+    for (std::int64_t b = 0; b < batch; ++b) {
+      const std::int64_t left = lengths[static_cast<std::size_t>(b)] - done[static_cast<std::size_t>(b)];
+      if (left == 0) continue;
+      const std::int64_t want = first ? (prefill > 0 ? prefill : left) : chunk;
+      const std::int64_t n = std::min(want, left);
+      steps.push_back({&caches[static_cast<std::size_t>(b)], n});
+      who.push_back(b);
+      const float* src = x.data() + (b * tokens + done[static_cast<std::size_t>(b)]) * d;
+      rows.insert(rows.end(), src, src + n * d);
+    }
+    if (steps.empty()) break;
+    const auto n_rows = static_cast<std::int64_t>(rows.size()) / d;
+    module.forward_batch(Tensor({n_rows, d}, std::move(rows)), steps, step_y, options);
+    std::int64_t row = 0;
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      const std::int64_t b = who[i], n = steps[i].tokens;
+      std::copy_n(step_y.data() + row * d_out, n * d_out,
+                  y.data() + (b * tokens + done[static_cast<std::size_t>(b)]) * d_out);
+      done[static_cast<std::size_t>(b)] += n;
+      row += n;
+    }
+  }
+  return y;
+}
+
 /// y and, for the single-head mechanisms, attn_weights, both with x's rank. Through a KV cache
 /// (--prefill) only y: the weights of a token-by-token forward are never materialised.
 TensorMap run_forward(const RunRequest& r, const ModuleConfig& config,
@@ -150,6 +245,15 @@ TensorMap run_forward(const RunRequest& r, const ModuleConfig& config,
   options.backend = r.backend;
   options.train = r.train;
   options.seed = r.seed;
+  // With --lengths (any causal module) or llama with --prefill, the sequences run as a server
+  // runs them: each through its own cache, one batched call per step.
+  if (!r.lengths.empty() || (config.kind == ModuleKind::llama && r.prefill)) {
+    if (module == nullptr) throw UsageError{"internal: no module"};
+    TensorMap out;
+    out["y"] = forward_sequences(*module, x, r.lengths, r.prefill.value_or(0), r.chunk,
+                                 r.kv_dtype, options);
+    return out;
+  }
   if (r.prefill) {
     if (module == nullptr) throw UsageError{"internal: --prefill without a module"};
     TensorMap out;
@@ -170,7 +274,7 @@ int run_command(Args& args) {
   const std::optional<TensorMap> weights = load_run_weights(r);
   const std::int64_t tokens = x.dim(x.rank() - 2);
   const std::int64_t features = x.dim(x.rank() - 1);
-  check_against_input(r, tokens);
+  check_against_input(r, x);
   const ModuleConfig config = resolve_module_config(r.kind, r.module_flags,
                                                     weights ? &*weights : nullptr, features, tokens);
   std::unique_ptr<AttentionModule> module;
@@ -194,8 +298,15 @@ const bool registered = register_command(
      "[--dropout P [--train [--seed S]]] [--prefill P (causal: P prompt tokens through a KV "
      "cache, then one at a time, or C at a time with --chunk C; writes y only)] [--gpt2-layer N (mha: --weights is a GPT-2 "
      "checkpoint)] [--weight-dtype f32|f16|bf16|q8_0|auto (default auto: the weights file's "
-     "type)] [--kv-dtype f32|f16|bf16|q8_0 (with --prefill)] [--backend fast|reference] [--isa I] "
-     "[--threads N]",
+     "type)] [--kv-dtype f32|f16|bf16|q8_0 (with --prefill)] [--lengths L1,L2,... (causal: "
+     "sequence b is x[b, :L_b], each through its own KV cache in one batched call per step; y's "
+     "rows past L_b are 0)] [--backend fast|reference] [--isa I] [--threads N]\n"
+     "  run --module llama --num-heads H [--num-kv-heads G] [--head-dim D] "
+     "[--rope halves|interleaved|none (default halves)] [--rope-theta T (default 10000)] "
+     "[--context-length N] --weights W [--hf-layer N (W is a Hugging Face checkpoint)] "
+     "--input X --output Y [--prefill P [--chunk C]] [--lengths L1,L2,...] [--weight-dtype ...] "
+     "[--kv-dtype ...] [--backend ...] [--isa ...] [--threads ...] (d_model and head_dim from "
+     "q_proj.weight and H, G from k_proj.weight, biases when present)",
      run_command});
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <charconv>
 #include <sstream>
 
@@ -18,13 +19,14 @@ struct KindInfo {
   const char* name;
 };
 
-constexpr std::array<KindInfo, 6> kKinds{{
+constexpr std::array<KindInfo, 7> kKinds{{
     {ModuleKind::simple, "simple"},
     {ModuleKind::self_attention_v1, "self_attention_v1"},
     {ModuleKind::self_attention_v2, "self_attention_v2"},
     {ModuleKind::causal_attention, "causal_attention"},
     {ModuleKind::mha_wrapper, "mha_wrapper"},
     {ModuleKind::mha, "mha"},
+    {ModuleKind::llama, "llama"},
 }};
 
 const Tensor* find_matrix(const TensorMap* weights, const std::string& key) {
@@ -71,7 +73,7 @@ const char* module_kind_name(ModuleKind kind) noexcept {
 }
 
 const char* module_kind_names() noexcept {
-  return "simple, self_attention_v1, self_attention_v2, causal_attention, mha_wrapper, mha";
+  return "simple, self_attention_v1, self_attention_v2, causal_attention, mha_wrapper, mha, llama";
 }
 
 ModuleKind parse_module_kind(const std::string& name) {
@@ -84,7 +86,7 @@ bool has_weights(ModuleKind kind) noexcept { return kind != ModuleKind::simple; 
 
 bool is_causal(ModuleKind kind) noexcept {
   return kind == ModuleKind::causal_attention || kind == ModuleKind::mha_wrapper ||
-         kind == ModuleKind::mha;
+         kind == ModuleKind::mha || kind == ModuleKind::llama;
 }
 
 bool is_single_head(ModuleKind kind) noexcept {
@@ -100,11 +102,59 @@ ModuleFlags take_module_flags(Args& args) {
   f.num_heads = args.take_optional_int("num-heads", 1);
   f.dropout = args.take_optional_double("dropout");
   f.qkv_bias = args.take_flag("qkv-bias");
+  f.num_kv_heads = args.take_optional_int("num-kv-heads", 1);
+  f.head_dim = args.take_optional_int("head-dim", 1);
+  f.rope = args.take_optional_string("rope");
+  f.rope_theta = args.take_optional_double("rope-theta");
+  if (f.rope && *f.rope != "halves" && *f.rope != "interleaved" && *f.rope != "none")
+    throw UsageError{"--rope: expected halves, interleaved or none, got '" + *f.rope + "'"};
+  if (f.rope_theta && !(*f.rope_theta > 0.0 && std::isfinite(*f.rope_theta)))
+    throw UsageError{"--rope-theta must be positive and finite"};
   if (f.dropout && !(*f.dropout >= 0.0 && *f.dropout < 1.0))
     throw UsageError{"--dropout (" + (std::ostringstream() << *f.dropout).str() +
                      ") must be in [0, 1)"};
   return f;
 }
+
+namespace {
+
+ModuleConfig resolve_llama_config(const ModuleFlags& flags, const TensorMap* weights,
+                                  std::int64_t tokens) {
+  ModuleConfig c;
+  c.kind = ModuleKind::llama;
+  if (!flags.num_heads)
+    throw UsageError{"module 'llama' needs --num-heads (the weights do not record it)"};
+  c.num_heads = *flags.num_heads;
+  const Tensor* wq = find_matrix(weights, "q_proj.weight");
+  const Tensor* wk = find_matrix(weights, "k_proj.weight");
+  if (wq == nullptr)
+    throw UsageError{"module 'llama': the weights have no 2-D 'q_proj.weight' (a Hugging Face "
+                     "checkpoint needs --hf-layer N)"};
+  c.d_in = flags.d_in.value_or(wq->dim(1));
+  if (flags.head_dim) {
+    c.head_dim = *flags.head_dim;
+  } else {
+    if (wq->dim(0) % c.num_heads != 0)
+      throw UsageError{"cannot infer --head-dim: q_proj.weight has " + std::to_string(wq->dim(0)) +
+                       " rows, not a multiple of --num-heads (" + std::to_string(c.num_heads) + ")"};
+    c.head_dim = wq->dim(0) / c.num_heads;
+  }
+  if (flags.num_kv_heads) {
+    c.num_kv_heads = *flags.num_kv_heads;
+  } else {
+    if (wk == nullptr || wk->dim(0) % c.head_dim != 0)
+      throw UsageError{"cannot infer --num-kv-heads from k_proj.weight; pass --num-kv-heads"};
+    c.num_kv_heads = wk->dim(0) / c.head_dim;
+  }
+  c.rope = flags.rope ? parse_rope(*flags.rope) : Rope::halves;
+  c.rope_theta = flags.rope_theta.value_or(10000.0);
+  c.qkv_bias = has_key(weights, "q_proj.bias");
+  c.o_bias = has_key(weights, "o_proj.bias");
+  c.context_length = flags.context_length ? *flags.context_length : tokens;
+  return c;
+}
+
+}  // namespace
 
 ModuleConfig resolve_module_config(ModuleKind kind, const ModuleFlags& flags,
                                    const TensorMap* weights, std::int64_t input_features,
@@ -125,8 +175,19 @@ ModuleConfig resolve_module_config(ModuleKind kind, const ModuleFlags& flags,
     reject("context-length", flags.context_length.has_value(), kind);
     reject("dropout", flags.dropout.has_value(), kind);
   }
-  if (kind != ModuleKind::mha_wrapper && kind != ModuleKind::mha)
+  if (kind != ModuleKind::mha_wrapper && kind != ModuleKind::mha && kind != ModuleKind::llama)
     reject("num-heads", flags.num_heads.has_value(), kind);
+  if (kind != ModuleKind::llama) {
+    reject("num-kv-heads", flags.num_kv_heads.has_value(), kind);
+    reject("head-dim", flags.head_dim.has_value(), kind);
+    reject("rope", flags.rope.has_value(), kind);
+    reject("rope-theta", flags.rope_theta.has_value(), kind);
+  } else {
+    reject("d-out", flags.d_out.has_value(), kind);        // o_proj maps back to d_model
+    reject("dropout", flags.dropout.has_value(), kind);    // inference attention: no dropout
+    reject("qkv-bias", flags.qkv_bias, kind);              // read from the weights
+    return resolve_llama_config(flags, weights, tokens);
+  }
 
   if (kind == ModuleKind::simple) {
     if (flags.d_in && *flags.d_in != input_features)
@@ -202,6 +263,10 @@ std::unique_ptr<AttentionModule> make_module(const ModuleConfig& c) {
     case ModuleKind::mha:
       return std::make_unique<MultiHeadAttention>(c.d_in, c.d_out, c.context_length, c.dropout,
                                                   c.num_heads, c.qkv_bias);
+    case ModuleKind::llama:
+      return std::make_unique<LlamaAttention>(c.d_in, c.num_heads, c.num_kv_heads, c.head_dim,
+                                              c.context_length, c.rope, c.rope_theta, c.qkv_bias,
+                                              c.o_bias);
   }
   throw UsageError{"unknown module kind"};
 }

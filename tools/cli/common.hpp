@@ -16,9 +16,9 @@
 namespace simdattn::cli {
 
 /// The six mechanisms, by their CLI names.
-enum class ModuleKind { simple, self_attention_v1, self_attention_v2, causal_attention, mha_wrapper, mha };
+enum class ModuleKind { simple, self_attention_v1, self_attention_v2, causal_attention, mha_wrapper, mha, llama };
 
-/// "simple", "self_attention_v1", ..., "mha".
+/// "simple", "self_attention_v1", ..., "mha", "llama".
 const char* module_kind_name(ModuleKind kind) noexcept;
 /// Inverse of module_kind_name; throws UsageError listing the accepted names.
 ModuleKind parse_module_kind(const std::string& name);
@@ -35,9 +35,14 @@ struct ModuleFlags {
   std::optional<std::int64_t> d_in, d_out, context_length, num_heads;
   std::optional<double> dropout;
   bool qkv_bias = false;
+  // llama only
+  std::optional<std::int64_t> num_kv_heads, head_dim;
+  std::optional<std::string> rope;
+  std::optional<double> rope_theta;
 };
 
-/// Takes --d-in, --d-out, --context-length, --num-heads, --dropout and --qkv-bias.
+/// Takes --d-in, --d-out, --context-length, --num-heads, --dropout and --qkv-bias, and for
+/// llama --num-kv-heads, --head-dim, --rope and --rope-theta.
 ModuleFlags take_module_flags(Args& args);
 
 /// A complete description of a module: enough to construct it.
@@ -49,6 +54,12 @@ struct ModuleConfig {
   std::int64_t num_heads = 1;
   double dropout = 0.0;
   bool qkv_bias = false;
+  // llama: d_in is d_model; num_heads H, num_kv_heads G, head_dim; o_bias
+  std::int64_t num_kv_heads = 0;
+  std::int64_t head_dim = 0;
+  Rope rope = Rope::halves;
+  double rope_theta = 10000.0;
+  bool o_bias = false;
 };
 
 /// Completes `flags` into a config. A flag that does not apply to `kind` is a UsageError (so is
@@ -59,7 +70,10 @@ struct ModuleConfig {
 ///   qkv_bias      true when the weights hold the query bias;
 ///   num_heads     the number of `heads.{i}.` groups (wrapper); mha has no way to tell, so
 ///                 --num-heads is required there;
-///   context_length  `tokens` (the input's T) for the causal modules.
+///   context_length  `tokens` (the input's T) for the causal modules;
+///   llama         d_model from `q_proj.weight` [H*hd, d_model] (--num-heads is required),
+///                 head_dim from its rows / H, num_kv_heads from `k_proj.weight`'s rows /
+///                 head_dim, qkv_bias from `q_proj.bias`, o_bias from `o_proj.bias`.
 /// Values that disagree with the weights are left for load_state_dict() to report, naming the
 /// tensor. `weights` is null when there are none.
 ModuleConfig resolve_module_config(ModuleKind kind, const ModuleFlags& flags,

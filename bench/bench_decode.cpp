@@ -28,10 +28,12 @@
 #include "simdattn/error.hpp"
 #include "simdattn/kv_cache.hpp"
 #include "simdattn/runtime.hpp"
+#include "stream_bandwidth.hpp"
 
 namespace {
 
 using simdattn::Tensor;
+using simdattn::bench::stream_bandwidth;
 
 constexpr std::int64_t kLayers = 12, kModel = 768, kHeads = 12;
 
@@ -40,75 +42,6 @@ constexpr std::int64_t kLayers = 12, kModel = 768, kHeads = 12;
 double step_bytes(std::int64_t cached) {
   return double(kLayers) * (4.0 * kModel * kModel + 2.0 * double(cached + 1) * kModel) *
          sizeof(float);
-}
-
-// ---- streaming-read bandwidth ------------------------------------------------------------------
-
-using Vec8 = float __attribute__((vector_size(32)));  // explicit vectors: no -ffast-math needed
-
-/// Sums n floats with eight independent vector accumulators (so the adds never limit the rate).
-/// Built twice: for the baseline and, through the target attribute, for AVX2 — one core of the
-/// baseline build issues too few loads per cycle to reach the memory bandwidth an AVX2 GEMV
-/// reaches, which would make the floor look lower than it is.
-#define SIMDATTN_BENCH_SUM_BODY                                                 \
-  Vec8 a[8] = {};                                                               \
-  std::size_t i = 0;                                                            \
-  for (; i + 64 <= n; i += 64)                                                  \
-    for (int j = 0; j < 8; ++j) {                                               \
-      Vec8 v;                                                                   \
-      std::memcpy(&v, p + i + 8 * j, sizeof v);                                 \
-      a[j] += v;                                                                \
-    }                                                                           \
-  Vec8 t = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));   \
-  float s = 0.0f;                                                               \
-  for (int j = 0; j < 8; ++j) s += t[j];                                        \
-  for (; i < n; ++i) s += p[i];                                                 \
-  return s;
-
-__attribute__((noinline)) float sum_range_baseline(const float* p, std::size_t n) {
-  SIMDATTN_BENCH_SUM_BODY
-}
-#if defined(__x86_64__)
-__attribute__((noinline, target("avx2"))) float sum_range_avx2(const float* p, std::size_t n) {
-  SIMDATTN_BENCH_SUM_BODY
-}
-#endif
-#undef SIMDATTN_BENCH_SUM_BODY
-
-float sum_range(const float* p, std::size_t n) {
-#if defined(__x86_64__)
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2) return sum_range_avx2(p, n);
-#endif
-  return sum_range_baseline(p, n);
-}
-
-/// Median bytes/s of three parallel streaming reads (after one warm-up) of a 1 GiB buffer by
-/// `threads` threads, each summing one contiguous slice. Measured right after the steps it is
-/// compared with, every time, so that both see the same state of a shared machine.
-double stream_bandwidth(int threads) {
-  constexpr std::size_t kFloats = (std::size_t{1} << 30) / sizeof(float);
-  static std::vector<float> buffer(kFloats, 1.0f);  // written once: pages are really mapped
-  std::vector<double> rates;
-  for (int pass = 0; pass < 4; ++pass) {
-    std::vector<float> sums(static_cast<std::size_t>(threads));
-    std::vector<std::thread> pool;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int t = 0; t < threads; ++t)
-      pool.emplace_back([&, t] {
-        const std::size_t lo = kFloats * static_cast<std::size_t>(t) / threads;
-        const std::size_t hi = kFloats * static_cast<std::size_t>(t + 1) / threads;
-        sums[static_cast<std::size_t>(t)] = sum_range(buffer.data() + lo, hi - lo);
-      });
-    for (auto& th : pool) th.join();
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    float total = 0.0f;
-    for (float v : sums) total += v;
-    benchmark::DoNotOptimize(total);
-    if (pass > 0) rates.push_back(double(kFloats * sizeof(float)) / s);  // pass 0 warms up
-  }
-  std::sort(rates.begin(), rates.end());
-  return rates[rates.size() / 2];
 }
 
 // ---- the decode step ---------------------------------------------------------------------------

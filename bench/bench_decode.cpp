@@ -54,6 +54,23 @@ Tensor random_tensor(std::vector<std::int64_t> shape, std::uint64_t seed) {
   return t;
 }
 
+/// Runs `prepare` once (the prefill), then times `step` once per iteration: seconds per step,
+/// or a negative value after a library error (the benchmark is then skipped with its message).
+template <class Prepare, class Step>
+double timed_steps(benchmark::State& state, Prepare&& prepare, Step&& step) {
+  try {
+    prepare();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto _ : state) step();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+           static_cast<double>(std::max<benchmark::IterationCount>(state.iterations(), 1));
+  } catch (const simdattn::Error& e) {
+    state.SkipWithError(e.what());
+    simdattn::set_num_threads(0);
+    return -1.0;
+  }
+}
+
 /// Arguments: threads, cached tokens (1024 is the benchmark; 1 leaves only the weights, which
 /// splits a step's time between weight and K/V streaming).
 void BM_DecodeStep_Gpt2Small(benchmark::State& state) {
@@ -256,3 +273,123 @@ __attribute__((weak)) int main(int argc, char** argv) {
   benchmark::Shutdown();
   return 0;
 }
+
+/// Many sequences decoding together (continuous batching): GPT-2 small's 12 layers, N sequences
+/// whose caches hold 64 + (1024 - 64) i / (N - 1) tokens (1024 for N = 1), each with its own
+/// KVCache per layer, one forward_batch per layer per step. Counters: tokens/s over all
+/// sequences, the step's bytes (weights once, plus every sequence's K/V) and x_of_stream_time.
+/// The ratio to compare is tokens_per_s at N = 16 over N = 1, in the same run.
+void BM_DecodeStep_Ragged(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  const std::int64_t n = state.range(1);
+  constexpr std::int64_t kPrompt = 1024;
+  simdattn::set_num_threads(threads);
+  std::vector<simdattn::MultiHeadAttention> layers;
+  layers.reserve(kLayers);
+  double weight_bytes = 0.0;
+  for (std::int64_t l = 0; l < kLayers; ++l) {
+    layers.emplace_back(kModel, kModel, kPrompt + 1, 0.0, kHeads, /*qkv_bias=*/true);
+    layers.back().init_random(1000 + static_cast<std::uint64_t>(l));
+    weight_bytes += static_cast<double>(layers.back().weight_bytes());
+  }
+  std::vector<std::int64_t> prompts;
+  for (std::int64_t i = 0; i < n; ++i) prompts.push_back(n == 1 ? kPrompt : 64 + (kPrompt - 64) * i / (n - 1));
+  std::vector<std::vector<simdattn::KVCache>> caches(kLayers);
+  std::vector<std::vector<simdattn::AttentionModule::SequenceStep>> steps(kLayers), decode(kLayers);
+  double kv_bytes = 0.0;
+  for (std::int64_t l = 0; l < kLayers; ++l) {
+    caches[l].reserve(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) {
+      caches[l].emplace_back(layers[l], 1, kPrompt + 1);
+      steps[l].push_back({&caches[l].back(), prompts[static_cast<std::size_t>(i)]});
+      decode[l].push_back({&caches[l].back(), 1});
+      // The rows a step reads: the held tokens and the new one, K and V, f32.
+      kv_bytes += 2.0 * double(prompts[static_cast<std::size_t>(i)] + 1) * kModel * sizeof(float);
+    }
+  }
+  const Tensor token = random_tensor({n, kModel}, 8);
+  std::vector<Tensor> outs(kLayers);
+  const double step_s = timed_steps(
+      state,
+      [&] {
+        std::int64_t rows = 0;
+        for (std::int64_t p : prompts) rows += p;
+        Tensor h = random_tensor({rows, kModel}, 7);
+        for (std::int64_t l = 0; l < kLayers; ++l) {
+          Tensor next;
+          layers[l].forward_batch(h, steps[l], next);
+          h = std::move(next);
+        }
+      },
+      [&] {
+        const Tensor* x = &token;
+        for (std::int64_t l = 0; l < kLayers; ++l) {
+          layers[l].forward_batch(*x, decode[l], outs[l]);
+          x = &outs[l];
+        }
+        benchmark::DoNotOptimize(outs.back().data());
+        for (auto& layer_caches : caches)
+          for (auto& c : layer_caches) c.truncate(1);
+      });
+  if (step_s < 0.0) return;
+  const double bandwidth = stream_bandwidth(threads);
+  const double bytes = weight_bytes + kv_bytes;
+  state.counters["tokens_per_s"] = double(n) / step_s;
+  state.counters["bytes_per_step"] = bytes;
+  state.counters["stream_GBps"] = bandwidth / 1e9;
+  state.counters["x_of_stream_time"] = step_s / (bytes / bandwidth);
+  state.SetLabel(std::string("isa=") + simdattn::isa_name(simdattn::active_isa()) +
+                 " threads=" + std::to_string(simdattn::num_threads()) + " sequences=" +
+                 std::to_string(n) + " layers=12 d=768 heads=12 prompts=64..1024");
+  simdattn::set_num_threads(0);
+}
+
+BENCHMARK(BM_DecodeStep_Ragged)
+    ->ArgNames({"threads", "sequences"})
+    ->Args({1, 1})
+    ->Args({1, 16})
+    ->Args({2, 1})
+    ->Args({2, 16})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(2.0);
+
+/// Grouped-query attention at decode: one LlamaAttention layer (d = 4096, 32 query heads of
+/// 128, G K/V heads, rotary embedding) with `cached` tokens. The K/V a step reads is G/32 of
+/// multi-head attention's; the weights differ too (k_proj and v_proj are G/32 as large), so the
+/// K/V cost is read off as the step at 1024 cached minus the step at 1 cached, per G.
+void BM_DecodeStep_Gqa(benchmark::State& state) {
+  const std::int64_t g = state.range(0), cached = state.range(1);
+  constexpr std::int64_t kD = 4096, kH = 32, kHd = 128;
+  simdattn::set_num_threads(1);
+  simdattn::LlamaAttention layer(kD, kH, g, kHd, cached + 1);
+  layer.init_random(77);
+  simdattn::KVCache cache(layer, 1, cached + 1);
+  const Tensor token = random_tensor({1, 1, kD}, 8);
+  Tensor y;
+  const double step_s = timed_steps(
+      state, [&] { (void)layer.forward(random_tensor({1, cached, kD}, 7), cache); },
+      [&] {
+        layer.forward_into(token, cache, y);
+        benchmark::DoNotOptimize(y.data());
+        cache.truncate(1);
+      });
+  if (step_s < 0.0) return;
+  state.counters["kv_bytes_read"] = 2.0 * double(cached + 1) * double(g * kHd) * sizeof(float);
+  state.counters["weight_bytes"] = static_cast<double>(layer.weight_bytes());
+  state.counters["step_ms"] = 1e3 * step_s;
+  state.SetLabel("isa=" + std::string(simdattn::isa_name(simdattn::active_isa())) +
+                 " threads=1 d=4096 heads=32 kv_heads=" + std::to_string(g) + " hd=128 cached=" +
+                 std::to_string(cached));
+  simdattn::set_num_threads(0);
+}
+
+BENCHMARK(BM_DecodeStep_Gqa)
+    ->ArgNames({"kv_heads", "cached"})
+    ->Args({8, 1})
+    ->Args({8, 1024})
+    ->Args({32, 1})
+    ->Args({32, 1024})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(1.0);

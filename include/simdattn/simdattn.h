@@ -1,5 +1,6 @@
 /* simdattn/simdattn.h — the C API: MultiHeadAttention from safetensors weights (book names or
- * one GPT-2 layer), forward, and KV-cache prefill/decode, for programs in other languages.
+ * one GPT-2 layer) or LlamaAttention from a Hugging Face layer, forward, KV-cache
+ * prefill/decode, and batched decode of many sequences, for programs in other languages.
  *
  * Every function returns a simdattn_status; on failure, simdattn_last_error() returns a
  * message for the calling thread (valid until that thread's next call). No C++ exception
@@ -104,6 +105,26 @@ SIMDATTN_API simdattn_status simdattn_kv_cache_truncate(simdattn_kv_cache* cache
 SIMDATTN_API simdattn_status simdattn_mha_forward_cached(const simdattn_mha* mha,
                                                          simdattn_kv_cache* cache, const float* x,
                                                          int64_t batch, int64_t tokens, float* y);
+
+/* A Llama-family attention layer (simdattn::LlamaAttention: grouped-query attention with
+ * num_kv_heads K/V heads, rotary embedding "halves", "interleaved" or "none" with rope_theta)
+ * from a Hugging Face checkpoint's layer `layer` (model.layers.{layer}.self_attn.*), or with
+ * layer < 0 from a file holding q_proj.weight, ... directly. d_model and head_dim come from
+ * q_proj.weight and num_heads, the biases are used when present, and an F16 or BF16 file keeps
+ * its type. The handle works with every simdattn_mha_* and simdattn_kv_cache_* function. */
+SIMDATTN_API simdattn_status simdattn_llama_create(const char* checkpoint_path, int64_t layer,
+                                                  int64_t num_heads, int64_t num_kv_heads,
+                                                  int64_t context_length, const char* rope,
+                                                  double rope_theta, simdattn_mha** out);
+
+/* One step of `count` sequences, each through its own cache (batch 1): sequence i appends
+ * tokens[i] tokens. x holds their rows back to back ([sum tokens, d_in], sequence 0 first) and
+ * y receives [sum tokens, d_out] in the same order. Each sequence gets the bits it would get
+ * alone. Nothing changes on error (a shared or full cache, a cache of another module). */
+SIMDATTN_API simdattn_status simdattn_mha_forward_batch(const simdattn_mha* mha,
+                                                       simdattn_kv_cache* const* caches,
+                                                       const int64_t* tokens, int64_t count,
+                                                       const float* x, float* y);
 
 #ifdef __cplusplus
 }

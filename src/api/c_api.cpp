@@ -3,14 +3,16 @@
 #include "simdattn/simdattn.h"
 
 #include <cstring>
+#include <memory>
 #include <exception>
 #include <new>
 #include <string>
 
 #include "simdattn/simdattn.hpp"
 
+// A MultiHeadAttention or a LlamaAttention: the C API's functions use the common interface.
 struct simdattn_mha {
-  simdattn::MultiHeadAttention module;
+  std::unique_ptr<simdattn::AttentionModule> module;
 };
 
 struct simdattn_kv_cache {
@@ -62,7 +64,7 @@ simdattn::Tensor input_tensor(const simdattn_mha* mha, const float* x, int64_t b
                               int64_t tokens) {
   require(x != nullptr, "simdattn_mha_forward: x must not be null");
   require(batch >= 1 && tokens >= 1, "simdattn_mha_forward: batch and tokens must be >= 1");
-  const std::vector<std::int64_t> shape{batch, tokens, mha->module.d_in()};
+  const std::vector<std::int64_t> shape{batch, tokens, mha->module->d_in()};
   const std::int64_t n = simdattn::checked_numel(shape, "simdattn_mha_forward: x");
   return simdattn::Tensor(shape, std::vector<float>(x, x + n));
 }
@@ -91,10 +93,10 @@ simdattn_status simdattn_mha_create(const char* weights_path, int64_t d_in, int6
     require(out != nullptr, "simdattn_mha_create: out must not be null");
     *out = nullptr;
     require(weights_path != nullptr, "simdattn_mha_create: weights_path must not be null");
-    auto* mha = new simdattn_mha{simdattn::MultiHeadAttention(d_in, d_out, context_length, 0.0,
-                                                              num_heads, qkv_bias != 0)};
+    auto* mha = new simdattn_mha{std::make_unique<simdattn::MultiHeadAttention>(
+        d_in, d_out, context_length, 0.0, num_heads, qkv_bias != 0)};
     try {
-      mha->module.load_state_dict(simdattn::load_safetensors(weights_path));
+      mha->module->load_state_dict(simdattn::load_safetensors(weights_path));
     } catch (...) {
       delete mha;
       throw;
@@ -114,9 +116,9 @@ simdattn_status simdattn_mha_create_gpt2(const char* checkpoint_path, int64_t la
     const simdattn::TensorMap checkpoint = simdattn::load_safetensors(checkpoint_path);
     const std::int64_t d = simdattn::gpt2_model_dim(checkpoint, layer);
     auto* mha = new simdattn_mha{
-        simdattn::MultiHeadAttention(d, d, context_length, 0.0, num_heads, true)};
+        std::make_unique<simdattn::MultiHeadAttention>(d, d, context_length, 0.0, num_heads, true)};
     try {
-      mha->module.load_state_dict(simdattn::gpt2_attention_state_dict(checkpoint, layer));
+      mha->module->load_state_dict(simdattn::gpt2_attention_state_dict(checkpoint, layer));
     } catch (...) {
       delete mha;
       throw;
@@ -131,17 +133,17 @@ simdattn_status simdattn_mha_set_weight_storage(simdattn_mha* mha, const char* d
   return guarded([&] {
     require(mha != nullptr, "simdattn_mha_set_weight_storage: mha must not be null");
     require(dtype != nullptr, "simdattn_mha_set_weight_storage: dtype must not be null");
-    mha->module.set_weight_storage(simdattn::parse_dtype(dtype));
+    mha->module->set_weight_storage(simdattn::parse_dtype(dtype));
   });
 }
 
 int64_t simdattn_mha_weight_bytes(const simdattn_mha* mha) {
-  return mha ? mha->module.weight_bytes() : 0;
+  return mha ? mha->module->weight_bytes() : 0;
 }
 
-int64_t simdattn_mha_d_in(const simdattn_mha* mha) { return mha ? mha->module.d_in() : 0; }
+int64_t simdattn_mha_d_in(const simdattn_mha* mha) { return mha ? mha->module->d_in() : 0; }
 int64_t simdattn_mha_d_out(const simdattn_mha* mha) {
-  return mha ? mha->module.output_dim() : 0;
+  return mha ? mha->module->output_dim() : 0;
 }
 
 simdattn_status simdattn_mha_forward(const simdattn_mha* mha, const float* x, int64_t batch,
@@ -149,7 +151,7 @@ simdattn_status simdattn_mha_forward(const simdattn_mha* mha, const float* x, in
   return guarded([&] {
     require(mha != nullptr, "simdattn_mha_forward: mha must not be null");
     require(y != nullptr, "simdattn_mha_forward: y must not be null");
-    const simdattn::Tensor out = mha->module.forward(input_tensor(mha, x, batch, tokens));
+    const simdattn::Tensor out = mha->module->forward(input_tensor(mha, x, batch, tokens));
     std::memcpy(y, out.data(), sizeof(float) * static_cast<std::size_t>(out.numel()));
   });
 }
@@ -162,7 +164,7 @@ simdattn_status simdattn_kv_cache_create(const simdattn_mha* mha, int64_t batch,
     *out = nullptr;
     require(mha != nullptr, "simdattn_kv_cache_create: mha must not be null");
     *out = new simdattn_kv_cache{
-        simdattn::KVCache(mha->module, batch, capacity, sliding_window != 0)};
+        simdattn::KVCache(*mha->module, batch, capacity, sliding_window != 0)};
   });
 }
 
@@ -176,7 +178,7 @@ simdattn_status simdattn_kv_cache_create_typed(const simdattn_mha* mha, int64_t 
     require(kv_dtype != nullptr, "simdattn_kv_cache_create_typed: kv_dtype must not be null");
     const simdattn::DType type = simdattn::parse_dtype(kv_dtype);
     *out = new simdattn_kv_cache{
-        simdattn::KVCache(mha->module, batch, capacity, sliding_window != 0, type)};
+        simdattn::KVCache(*mha->module, batch, capacity, sliding_window != 0, type)};
   });
 }
 
@@ -209,7 +211,80 @@ simdattn_status simdattn_mha_forward_cached(const simdattn_mha* mha, simdattn_kv
     require(cache != nullptr, "simdattn_mha_forward_cached: cache must not be null");
     require(y != nullptr, "simdattn_mha_forward_cached: y must not be null");
     const simdattn::Tensor out =
-        mha->module.forward(input_tensor(mha, x, batch, tokens), cache->cache);
+        mha->module->forward(input_tensor(mha, x, batch, tokens), cache->cache);
+    std::memcpy(y, out.data(), sizeof(float) * static_cast<std::size_t>(out.numel()));
+  });
+}
+
+simdattn_status simdattn_llama_create(const char* checkpoint_path, int64_t layer,
+                                      int64_t num_heads, int64_t num_kv_heads,
+                                      int64_t context_length, const char* rope, double rope_theta,
+                                      simdattn_mha** out) {
+  return guarded([&] {
+    const char* who = "simdattn_llama_create";
+    require(out != nullptr, "simdattn_llama_create: out must not be null");
+    *out = nullptr;
+    require(checkpoint_path != nullptr, "simdattn_llama_create: checkpoint_path must not be null");
+    require(rope != nullptr, "simdattn_llama_create: rope must not be null");
+    require(num_heads >= 1, "simdattn_llama_create: num_heads must be >= 1");
+    const simdattn::TensorMap file = simdattn::load_safetensors(checkpoint_path);
+    const simdattn::TensorMap state =
+        layer >= 0 ? simdattn::hf_attention_state_dict(file, layer) : file;
+    const auto q = state.find("q_proj.weight");
+    if (q == state.end() || q->second.rank() != 2)
+      throw simdattn::Error(simdattn::ErrorCode::invalid_argument,
+                            std::string(who) + ": no 2-D q_proj.weight in " + checkpoint_path);
+    const std::int64_t d = q->second.dim(1);
+    if (q->second.dim(0) % num_heads != 0)
+      throw simdattn::Error(simdattn::ErrorCode::invalid_argument,
+                            std::string(who) + ": q_proj.weight's rows (" +
+                                std::to_string(q->second.dim(0)) + ") are not a multiple of num_heads (" +
+                                std::to_string(num_heads) + ")");
+    const std::int64_t head_dim = q->second.dim(0) / num_heads;
+    auto* mha = new simdattn_mha{std::make_unique<simdattn::LlamaAttention>(
+        d, num_heads, num_kv_heads, head_dim, context_length, simdattn::parse_rope(rope),
+        rope_theta, state.count("q_proj.bias") != 0, state.count("o_proj.bias") != 0)};
+    try {
+      // A half-precision checkpoint stays in its type.
+      mha->module->set_weight_storage(simdattn::safetensors_storage(checkpoint_path));
+      mha->module->load_state_dict(state);
+    } catch (...) {
+      delete mha;
+      throw;
+    }
+    *out = mha;
+  });
+}
+
+simdattn_status simdattn_mha_forward_batch(const simdattn_mha* mha,
+                                           simdattn_kv_cache* const* caches,
+                                           const int64_t* tokens, int64_t count, const float* x,
+                                           float* y) {
+  return guarded([&] {
+    const char* who = "simdattn_mha_forward_batch";
+    require(mha != nullptr, "simdattn_mha_forward_batch: mha must not be null");
+    require(caches != nullptr && tokens != nullptr,
+            "simdattn_mha_forward_batch: caches and tokens must not be null");
+    require(x != nullptr && y != nullptr, "simdattn_mha_forward_batch: x and y must not be null");
+    require(count >= 1, "simdattn_mha_forward_batch: count must be >= 1");
+    // Per-thread, grow-only: a steady decode loop allocates no step list.
+    thread_local std::vector<simdattn::AttentionModule::SequenceStep> steps;
+    steps.clear();
+    std::int64_t rows = 0;
+    for (std::int64_t i = 0; i < count; ++i) {
+      if (caches[i] == nullptr)
+        throw simdattn::Error(simdattn::ErrorCode::invalid_argument,
+                              std::string(who) + ": caches[" + std::to_string(i) + "] is null");
+      if (tokens[i] < 1)
+        throw simdattn::Error(simdattn::ErrorCode::invalid_argument,
+                              std::string(who) + ": tokens[" + std::to_string(i) + "] must be >= 1");
+      steps.push_back({&caches[i]->cache, tokens[i]});
+      rows += tokens[i];
+    }
+    const std::vector<std::int64_t> shape{rows, mha->module->d_in()};
+    const std::int64_t n = simdattn::checked_numel(shape, "simdattn_mha_forward_batch: x");
+    simdattn::Tensor out;
+    mha->module->forward_batch(simdattn::Tensor(shape, std::vector<float>(x, x + n)), steps, out);
     std::memcpy(y, out.data(), sizeof(float) * static_cast<std::size_t>(out.numel()));
   });
 }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <vector>
 
 #include "dispatch/kernel_table.hpp"
 #include "drivers/parallel.hpp"
@@ -84,17 +85,30 @@ void decode_head(const FlashProblem& p, DecodeRowFn kernel, std::int64_t b, std:
 }  // namespace
 
 void decode_attention(const FlashProblem* problems, std::int64_t count) {
-  // Task index -> (problem, batch entry, K/V head): a prefix count of each problem's tasks.
+  // Task index -> (problem, batch entry, K/V head): a prefix count of each problem's tasks,
+  // the problems taken longest cache first (with uneven lengths, the long ones start early and
+  // the short ones fill the gaps).
+  thread_local std::vector<std::int64_t> order;
+  order.resize(static_cast<std::size_t>(count));
   std::int64_t tasks = 0;
   for (std::int64_t i = 0; i < count; ++i) {
     const FlashProblem& p = problems[i];
     assert(p.k_row_stride == p.v_row_stride && "the cache holds K and V rows alike");
     assert(p.heads % p.kv_group == 0);
     tasks += p.batch * (p.heads / p.kv_group);
+    order[static_cast<std::size_t>(i)] = i;
   }
-  parallel_for_blocks(tasks, [&](std::int64_t task) {
+  // (std::sort with ties broken by index: stable_sort would allocate on every decode step.)
+  std::sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
+    return problems[a].kv_len != problems[b].kv_len ? problems[a].kv_len > problems[b].kv_len
+                                                    : a < b;
+  });
+  // The workers read the calling thread's list (their own thread_local copies are not it).
+  const std::int64_t* const by_length = order.data();
+  auto run = [&](std::int64_t task) {
     std::int64_t i = 0;
-    for (;; ++i) {
+    for (std::int64_t k = 0;; ++k) {
+      i = by_length[k];
       const std::int64_t n = problems[i].batch * (problems[i].heads / problems[i].kv_group);
       if (task < n) break;
       task -= n;
@@ -107,7 +121,12 @@ void decode_attention(const FlashProblem* problems, std::int64_t count) {
     const std::int64_t kv_heads = p.heads / p.kv_group;
     const std::int64_t b = task / kv_heads, kvh = task % kv_heads;
     for (std::int64_t g = 0; g < p.kv_group; ++g) decode_head(p, kernel, b, kvh * p.kv_group + g);
-  });
+  };
+  // One sequence: equal tasks, a static split. Several: uneven tasks, taken as threads free up.
+  if (count == 1)
+    parallel_for_blocks(tasks, run);
+  else
+    parallel_for_uneven_blocks(tasks, run);
 }
 
 }  // namespace simdattn::detail

@@ -427,7 +427,7 @@ void gemm_small_m(const GemmSmallMKernel& kernel, const GemmArgs& args, const Pa
   const bool stored = b.storage != WeightStorage::f32;
   assert(!stored || stored_kernel != nullptr);
   const std::int64_t n = b.n, pw = b.panel_width;
-  assert(args.m >= 1 && args.m <= kernel.max_m && kernel.fn != nullptr);
+  assert(args.m >= 1 && kernel.fn != nullptr);
   const std::int64_t panels = ceil_div(n, pw);
   std::int64_t per_task = panels_per_task;
   if (args.c_group > 0) {
@@ -442,6 +442,11 @@ void gemm_small_m(const GemmSmallMKernel& kernel, const GemmArgs& args, const Pa
     per_task = threads <= 1 || tiny ? panels
                                     : std::max<std::int64_t>(8, ceil_div(panels, 4 * threads));
   }
+  if (args.m > kernel.max_m && args.c_group <= 0) {
+    // Row chunks re-read the task's B from cache: keep it within ~256 KiB (any L2).
+    const std::int64_t fit = std::max<std::int64_t>(1, (256 * 1024) / (b.k * pw * 4));
+    per_task = std::min(per_task, fit);
+  }
   if (args.hook.col_align > 0 && args.c_group <= 0) {  // (column groups are blocks already)
     assert(args.hook.col_align % pw == 0);
     per_task = round_up(per_task, args.hook.col_align / pw);
@@ -451,13 +456,20 @@ void gemm_small_m(const GemmSmallMKernel& kernel, const GemmArgs& args, const Pa
     const std::int64_t j0 = p0 * pw;
     const std::int64_t cols = std::min(n, (p0 + per_task) * pw) - j0;
     const GemmEpilogue ep{args.alpha, args.beta, args.bias != nullptr ? args.bias + j0 : nullptr};
-    if (!stored) {
-      kernel.fn(args.m, b.k, args.a, args.lda, b.data + p0 * b.panel_stride, b.panel_stride,
-                cols, args.c_at(0, j0), args.ldc, ep);
-    } else {
-      // Stored B: the kernel converts it in registers, streaming it once in its own type.
-      stored_kernel(args.m, b.k, args.a, args.lda, b.bytes + p0 * b.panel_bytes, b.panel_bytes,
-                    cols, args.c_at(0, j0), args.ldc, ep);
+    // More rows than the kernel takes run as chunks of max_m rows over the same columns: the
+    // task's B (>= 8 panels, a few hundred KiB) comes from memory for the first chunk and from
+    // L2 for the others, and every row gets the same bits as in any other chunking.
+    for (std::int64_t r0 = 0; r0 < args.m; r0 += kernel.max_m) {
+      const std::int64_t rows = std::min<std::int64_t>(kernel.max_m, args.m - r0);
+      const float* a = args.a + r0 * args.lda;
+      if (!stored) {
+        kernel.fn(rows, b.k, a, args.lda, b.data + p0 * b.panel_stride, b.panel_stride, cols,
+                  args.c_at(r0, j0), args.ldc, ep);
+      } else {
+        // Stored B: the kernel converts it in registers, streaming it once in its own type.
+        stored_kernel(rows, b.k, a, args.lda, b.bytes + p0 * b.panel_bytes, b.panel_bytes, cols,
+                      args.c_at(r0, j0), args.ldc, ep);
+      }
     }
     if (args.hook.fn != nullptr) args.hook.fn(args.hook.ctx, args, 0, args.m, j0, cols);
   });
@@ -466,7 +478,11 @@ void gemm_small_m(const GemmSmallMKernel& kernel, const GemmArgs& args, const Pa
 void gemm_packed(const KernelTable& table, const GemmArgs& args, const PackedB& b) {
   assert(b.panel_width == kGemmPanelWidth);
   const DequantKernel& dq = table.dequant[static_cast<int>(b.storage)];
-  if (args.m <= table.gemm_small_m.max_m)
+  // Row-invariant calls (whole_depth) of a few dozen rows, a batched decode step, stay on the
+  // small-M kernel in row chunks: B streams once, no tile computes padding rows, and the bits
+  // are those of the same rows alone. Larger ones take the blocked path with one depth slice.
+  const bool chunked = args.whole_depth && args.m <= kGemmRowChunkedMaxM;
+  if (args.m <= table.gemm_small_m.max_m || chunked)
     gemm_small_m(table.gemm_small_m, args, b, 0, dq.small_m);
   else
     gemm_blocked(table.gemm, args, b, {}, dq.fn);

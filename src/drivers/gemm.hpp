@@ -119,6 +119,9 @@ struct PackedData {
 /// and divide n; the arithmetic, hence every bit, is the same as with c_group = 0.
 struct GemmArgs;
 
+/// Up to this many rows, a whole_depth call runs the small-M kernel in chunks (gemm_packed).
+inline constexpr std::int64_t kGemmRowChunkedMaxM = 64;
+
 /// A driver-level epilogue: called once for every finished block of C (rows [row0, row0 +
 /// rows), columns [col0, col0 + cols), final values), by the task that computed it, while the
 /// block is still in its cache. Baseline code (the attention's rotary embedding). col_align > 0
@@ -176,8 +179,9 @@ struct GemmSplit {
 void gemm_blocked(const GemmMicrokernel& ukernel, const GemmArgs& args, const PackedB& b,
                   GemmSplit split = {}, DequantPanelsFn dequant = nullptr);
 
-/// The small-M path (m <= kernel.max_m): no A packing; B streamed once, panels split over
-/// threads (panels_per_task 0 picks automatically; any split gives the same bits).
+/// The small-M path: no A packing; B streamed once, panels split over threads (panels_per_task
+/// 0 picks automatically; any split gives the same bits). m > kernel.max_m runs in chunks of
+/// max_m rows per task, each row with the bits it has in any chunk.
 /// Stored B (b.storage != f32) needs the table's stored_kernel, which converts B in registers
 /// inside its FMA loop (B streamed once, in its own type) with the f32 kernel's arithmetic, so
 /// the bits are the f32 kernel's on the decoded values. (Dequantizing L2-sized panel groups

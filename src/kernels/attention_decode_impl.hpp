@@ -75,6 +75,9 @@ struct StoredRows {
   }
 };
 
+/// Vectors of head_dim a pass of the value loop keeps in registers.
+inline constexpr int kValueBlock = 8;
+
 /// The kernel over any row source (see above).
 template <class Arch, class KRows, class VRows>
 inline void attention_row(const DecodeRowArgs& a, KRows k_rows, VRows v_rows) {
@@ -131,21 +134,43 @@ inline void attention_row(const DecodeRowArgs& a, KRows k_rows, VRows v_rows) {
   const float sum = xsimd::hadd(vsum);
   const float inv = nothing ? 0.0f : 1.0f / sum;
 
-  // out = sum_j w_j v_j with w_j = p_j / sum (times keep_j): row updates of the output.
+  // out = sum_j w_j v_j with w_j = p_j / sum (times keep_j), accumulated key by key from 0.
+  // The accumulators stay in registers, up to kValueBlock vectors of head_dim per pass over
+  // the keys (a wider head takes several passes; its V rows are in cache by then): updating
+  // `out` in memory for every key put a store-to-load round trip on each key's chain.
   float* out = a.out;
-  for (std::int64_t d = 0; d < hd; ++d) out[d] = 0.0f;
-  for (std::int64_t jj = 0; jj < n; ++jj) {
+  auto weight = [&](std::int64_t jj) {
     float w = a.scores[jj] * inv;
     if (a.keep != nullptr) w *= a.keep[jj];
-    const V vw(w);
-    v_rows.select(jj);
-    std::int64_t d = 0;
-    for (; d + W <= hd; d += W)
-      flash_madd<Arch>(vw, v_rows.full(d), V::load_unaligned(out + d)).store_unaligned(out + d);
-    if (d < hd)
-      store_partial<Arch>(flash_madd<Arch>(vw, v_rows.partial(d, hd - d),
-                                           load_partial<Arch>(out + d, hd - d, 0.0f)),
-                          out + d, hd - d);
+    return w;
+  };
+  std::int64_t d0 = 0;
+  while (d0 + W <= hd) {
+    const std::int64_t full = (hd - d0) / W;
+    const std::int64_t nv = full < kValueBlock ? full : kValueBlock;
+    V acc[kValueBlock];
+    for (int i = 0; i < kValueBlock; ++i) acc[i] = V(0.0f);
+    for (std::int64_t jj = 0; jj < n; ++jj) {
+      const V vw(weight(jj));
+      v_rows.select(jj);
+      if (nv == kValueBlock) {
+        SIMDATTN_UNROLL for (int i = 0; i < kValueBlock; ++i)
+          acc[i] = flash_madd<Arch>(vw, v_rows.full(d0 + i * W), acc[i]);
+      } else {
+        for (std::int64_t i = 0; i < nv; ++i)
+          acc[i] = flash_madd<Arch>(vw, v_rows.full(d0 + i * W), acc[i]);
+      }
+    }
+    for (std::int64_t i = 0; i < nv; ++i) acc[i].store_unaligned(out + d0 + i * W);
+    d0 += nv * W;
+  }
+  if (d0 < hd) {
+    V acc(0.0f);
+    for (std::int64_t jj = 0; jj < n; ++jj) {
+      v_rows.select(jj);
+      acc = flash_madd<Arch>(V(weight(jj)), v_rows.partial(d0, hd - d0), acc);
+    }
+    store_partial<Arch>(acc, out + d0, hd - d0);
   }
 }
 

@@ -73,42 +73,41 @@ void AttentionModule::forward_batch(const Tensor& x, const std::vector<SequenceS
                                     Tensor& y, const ForwardOptions& options) const {
   if (!core_) detail::fail_arg("AttentionModule::forward_batch: the module was moved from");
   const detail::AttentionSpec& spec = core_->spec();
-  const std::string who_s = spec.module_name + "::forward_batch";
-  const char* who = who_s.c_str();
-  if (steps.empty()) detail::fail_arg(who, ": no sequences");
+  const char* who = spec.module_name.c_str();  // (no string built: a step allocates nothing)
+  if (steps.empty()) detail::fail_arg(who, "::forward_batch: no sequences");
   if (x.rank() != 2)
-    detail::fail_arg(who, ": x rank (", x.rank(), ") must be 2 ([rows, d_in]); x has shape ",
+    detail::fail_arg(who, "::forward_batch: x rank (", x.rank(), ") must be 2 ([rows, d_in]); x has shape ",
                      shape_to_string(x.shape()));
   if (x.dim(1) != spec.d_in)
-    detail::fail_arg(who, ": x feature size (", x.dim(1), ") must equal d_in (", spec.d_in, ")");
+    detail::fail_arg(who, "::forward_batch: x feature size (", x.dim(1), ") must equal d_in (", spec.d_in, ")");
   if (options.backend != Backend::fast && options.backend != Backend::reference)
-    detail::fail_arg(who, ": options.backend (", static_cast<int>(options.backend),
+    detail::fail_arg(who, "::forward_batch: options.backend (", static_cast<int>(options.backend),
                      ") is not a Backend");
   if (options.attn_weights != nullptr)
-    detail::fail_arg(who, ": options.attn_weights is not available through a KVCache");
-  if (&y == &x) detail::fail_arg(who, ": y must not alias x");
+    detail::fail_arg(who, "::forward_batch: options.attn_weights is not available through a KVCache");
+  if (&y == &x) detail::fail_arg(who, "::forward_batch: y must not alias x");
   // Check every sequence before changing any cache.
   std::int64_t rows = 0;
   for (std::size_t i = 0; i < steps.size(); ++i) {
     const SequenceStep& st = steps[i];
-    if (st.cache == nullptr) detail::fail_arg(who, ": steps[", i, "].cache is null");
+    if (st.cache == nullptr) detail::fail_arg(who, "::forward_batch: steps[", i, "].cache is null");
     const KVCache::Storage& s = st.cache->storage();
     if (s.owner_id != core_->id() || s.heads != spec.kv_heads() || s.head_dim != spec.head_dim)
-      detail::fail_arg(who, ": steps[", i, "]'s KVCache was created for a different module");
+      detail::fail_arg(who, "::forward_batch: steps[", i, "]'s KVCache was created for a different module");
     if (s.batch != 1)
-      detail::fail_arg(who, ": steps[", i, "]'s KVCache has batch ", s.batch,
+      detail::fail_arg(who, "::forward_batch: steps[", i, "]'s KVCache has batch ", s.batch,
                        "; each sequence needs its own cache of batch 1");
-    if (st.tokens < 1) detail::fail_arg(who, ": steps[", i, "].tokens (", st.tokens, ") must be >= 1");
+    if (st.tokens < 1) detail::fail_arg(who, "::forward_batch: steps[", i, "].tokens (", st.tokens, ") must be >= 1");
     for (std::size_t j = 0; j < i; ++j)
       if (steps[j].cache == st.cache)
-        detail::fail_arg(who, ": steps[", j, "] and steps[", i, "] share a KVCache");
+        detail::fail_arg(who, "::forward_batch: steps[", j, "] and steps[", i, "] share a KVCache");
     if (s.length + st.tokens > s.capacity && (!s.sliding || st.tokens > s.capacity))
-      detail::fail(ErrorCode::capacity, who, ": steps[", i, "]: appending ", st.tokens,
+      detail::fail(ErrorCode::capacity, who, "::forward_batch: steps[", i, "]: appending ", st.tokens,
                    " token(s) to the ", s.length, " held would exceed capacity (", s.capacity, ")");
     rows += st.tokens;  // each <= its capacity (checked above)
   }
   if (rows != x.dim(0))
-    detail::fail_arg(who, ": x has ", x.dim(0), " rows; the steps' tokens sum to ", rows);
+    detail::fail_arg(who, "::forward_batch: x has ", x.dim(0), " rows; the steps' tokens sum to ", rows);
   const std::int64_t out = spec.output_dim();
   if (!(y.rank() == 2 && y.dim(0) == rows && y.dim(1) == out)) y = Tensor({rows, out});
 

@@ -77,5 +77,37 @@ TEST(NoAllocation, DecodeStepsThroughForwardIntoAllocateNothing) {
   set_isa(saved);
 }
 
+// A serving loop: N sequences, each with its own cache, one forward_batch per step, the step
+// list and y kept by the caller. GQA and the rotary embedding included.
+TEST(NoAllocation, BatchedDecodeStepsAllocateNothing) {
+  set_num_threads(1);
+  const Isa saved = active_isa();
+  for (Isa isa : usable_isas()) {
+    set_isa(isa);
+    LlamaAttention m(64, 4, 2, 16, 256);
+    m.init_random(7);
+    std::vector<KVCache> caches;
+    for (int i = 0; i < 5; ++i) caches.emplace_back(m, 1);
+    std::vector<AttentionModule::SequenceStep> prefill, decode;
+    std::int64_t rows = 0;
+    for (int i = 0; i < 5; ++i) {
+      prefill.push_back({&caches[static_cast<std::size_t>(i)], 3 + 7 * i});
+      decode.push_back({&caches[static_cast<std::size_t>(i)], 1});
+      rows += 3 + 7 * i;
+    }
+    Tensor prompt({rows, 64}), token({5, 64}), y;
+    for (std::int64_t i = 0; i < prompt.numel(); ++i) prompt[i] = 0.01f * static_cast<float>(i % 89);
+    for (std::int64_t i = 0; i < token.numel(); ++i) token[i] = 0.02f * static_cast<float>(i % 61);
+    m.forward_batch(prompt, prefill, y);
+    m.forward_batch(token, decode, y);  // the step's output and workspaces now exist
+    m.forward_batch(token, decode, y);
+    const long before = g_allocations.load();
+    for (int step = 0; step < 20; ++step) m.forward_batch(token, decode, y);
+    EXPECT_EQ(g_allocations.load() - before, 0) << "isa " << isa_name(isa);
+  }
+  set_num_threads(0);
+  set_isa(saved);
+}
+
 }  // namespace
 }  // namespace simdattn

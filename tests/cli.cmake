@@ -32,6 +32,10 @@ if(TARGET simdattn_cli)
     add_test(NAME cli_run_prefill_fast
              COMMAND ${SIMDATTN_BASH} ${cli_dir}/run_prefill.sh $<TARGET_FILE:simdattn_cli>
                      ${Python3_EXECUTABLE} ${golden_dir} fast)
+    add_test(NAME readme_examples_are_the_tested_programs
+             COMMAND ${Python3_EXECUTABLE} ${cli_dir}/readme_examples.py
+                     ${PROJECT_SOURCE_DIR}/README.md ${CMAKE_CURRENT_SOURCE_DIR}/unit)
+    set_tests_properties(readme_examples_are_the_tested_programs PROPERTIES LABELS cli)
     add_test(NAME cli_run_llama
              COMMAND ${SIMDATTN_BASH} ${cli_dir}/run_llama.sh $<TARGET_FILE:simdattn_cli>
                      ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/data/llama)

@@ -34,7 +34,7 @@ build || { tail -20 "$work/build.log"; exit 1; }
 tests=$work/build/tests/simdattn_tests
 cli=$work/build/tools/simdattn
 "$tests" --gtest_brief=1 >"$work/baseline.log" 2>&1 || { echo "mutation-check: the unmutated unit suite fails" >&2; tail "$work/baseline.log"; exit 1; }
-"$cli" difftest --cases "$cases" >"$work/baseline-difftest.log" 2>&1 || { echo "mutation-check: the unmutated difftest fails" >&2; tail "$work/baseline-difftest.log"; exit 1; }
+{ "$cli" difftest --cases "$cases" && "$cli" difftest --module llama --cases "$cases"; } >"$work/baseline-difftest.log" 2>&1 || { echo "mutation-check: the unmutated difftest fails" >&2; tail "$work/baseline-difftest.log"; exit 1; }
 
 # id|file|description, then the exact text to replace and its replacement (python literals).
 mutants=$(cat <<'EOF'
@@ -136,6 +136,21 @@ mutants=$(cat <<'EOF'
              V(scales_cached ? scale[b] : block_scale(b));
 @@
              V(scales_cached ? scale[b ^ 1] : block_scale(b ^ 1));
+===
+20|src/common/rope.hpp|fast rotary embedding turns the first of each pair the wrong way
+      x[ia] = a * c - b * s;
+@@
+      x[ia] = a * c + b * s;
+===
+21|src/drivers/attention_decode.cpp|decode reads K/V head h % G instead of h / (H / G)
+  const std::int64_t kvh = h / p.kv_group, kv_heads = p.heads / p.kv_group;
+@@
+  const std::int64_t kv_heads = p.heads / p.kv_group, kvh = h % kv_heads;
+===
+22|src/drivers/attention.cpp|cached rows are rotated from position 0 in every call
+      for (std::int64_t t = 0; t < seqs[i].tokens; ++t) pos[seqs[i].row + t] = seqs[i].cache.position + t;
+@@
+      for (std::int64_t t = 0; t < seqs[i].tokens; ++t) pos[seqs[i].row + t] = t;
 EOF
 )
 
@@ -166,7 +181,10 @@ while IFS= read -r -d $'\x1e' block; do
     unit="build-fail" diff="build-fail"
   else
     timeout 600 "$tests" --gtest_brief=1 >"$work/unit-$id.log" 2>&1 || unit=killed
-    timeout 600 "$cli" difftest --cases "$cases" >"$work/difftest-$id.log" 2>&1 || diff=killed
+    # The chapter-3 modules and the softmax (`all`), then LlamaAttention (its own run).
+    { timeout 600 "$cli" difftest --cases "$cases" &&
+        timeout 600 "$cli" difftest --module llama --cases "$cases"; } >"$work/difftest-$id.log" 2>&1 ||
+      diff=killed
   fi
   cat "$work/original" >"$work/tree/$file"  # new mtime: make rebuilds the restored file
   touch "$work/tree/$file"

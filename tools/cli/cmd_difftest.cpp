@@ -112,6 +112,10 @@ struct Case {
     os << module_kind_name(config.kind) << " B=" << batch << " T=" << tokens
        << " d_in=" << config.d_in << " d_out=" << config.d_out << " heads=" << config.num_heads
        << " bias=" << config.qkv_bias << " x_scale=" << x_scale << " w_scale=" << w_scale;
+    if (config.kind == ModuleKind::llama)
+      os << " kv_heads=" << config.num_kv_heads << " head_dim=" << config.head_dim
+         << " rope=" << rope_name(config.rope) << " theta=" << config.rope_theta
+         << " o_bias=" << config.o_bias;
     if (inject) os << " inject=" << (inject == 1 ? "nan" : inject == 2 ? "+inf" : "-inf")
                    << (inject_weight ? " into a weight" : "");
     if (train) os << " dropout=" << config.dropout << " dropout_seed=" << dropout_seed;
@@ -172,13 +176,28 @@ Case draw_case(std::uint64_t seed, const std::vector<ModuleKind>& modules, bool 
                                            : head_dim;
   m.qkv_bias = m.kind != ModuleKind::simple && m.kind != ModuleKind::self_attention_v1 &&
                rng.chance(0.5);
+  if (m.kind == ModuleKind::llama) {
+    // Grouped-query attention (G dividing H, MQA and MHA included) and a rotary embedding;
+    // head_dim even for the rotation (odd ones with none).
+    m.num_heads = rng.pick(std::vector<std::int64_t>{1, 2, 4, 6, 8});
+    std::vector<std::int64_t> divisors;
+    for (std::int64_t g = 1; g <= m.num_heads; ++g)
+      if (m.num_heads % g == 0) divisors.push_back(g);
+    m.num_kv_heads = rng.pick(divisors);
+    m.rope = rng.pick(std::vector<Rope>{Rope::halves, Rope::halves, Rope::interleaved, Rope::none});
+    m.head_dim = edgy_size(rng, m.num_heads >= 4 ? std::min<std::int64_t>(max_d, 34) : max_d);
+    if (m.rope != Rope::none && m.head_dim % 2 == 1) ++m.head_dim;
+    m.rope_theta = rng.pick(std::vector<double>{10000.0, 500000.0, 1000000.0});
+    m.o_bias = rng.chance(0.3);
+    m.d_out = m.d_in;  // o_proj maps back to d_model
+  }
   m.context_length = is_causal(m.kind) ? c.tokens + rng.range(0, 8) : 0;
   // Magnitudes: mostly ordinary, sometimes tiny, sometimes large enough for logits ~1e4.
   c.x_scale = rng.pick(std::vector<double>{1.0, 1.0, 1.0, 1e-3, 0.1, 10.0, 30.0});
   c.w_scale = rng.pick(std::vector<double>{1.0, 1.0, 0.1, 3.0, 10.0});
   if (rng.chance(0.05)) c.inject = static_cast<int>(rng.range(1, 3));
   if (c.inject && m.kind != ModuleKind::simple && rng.chance(0.4)) c.inject_weight = true;
-  if (is_causal(m.kind) && !c.inject && rng.chance(0.25)) {
+  if (is_causal(m.kind) && m.kind != ModuleKind::llama && !c.inject && rng.chance(0.25)) {
     c.train = true;
     m.dropout = rng.pick(std::vector<double>{0.1, 0.5, 0.9});
     c.dropout_seed = rng.next();
@@ -194,7 +213,8 @@ Case draw_case(std::uint64_t seed, const std::vector<ModuleKind>& modules, bool 
   // Stored weights (drawn last, so the draws above are those of the f32 cases): the module
   // packs them in that type and both backends and the oracle read the stored values.
   if (m.kind != ModuleKind::simple && rng.chance(0.2)) {
-    const bool blocks = m.d_in % 32 == 0 && (m.kind != ModuleKind::mha || m.d_out % 32 == 0);
+    const bool blocks = m.d_in % 32 == 0 && (m.kind != ModuleKind::mha || m.d_out % 32 == 0) &&
+                        (m.kind != ModuleKind::llama || (m.num_heads * m.head_dim) % 32 == 0);
     c.weight_type = rng.pick(blocks ? std::vector<DType>{DType::f16, DType::bf16, DType::q8_0}
                                     : std::vector<DType>{DType::f16, DType::bf16});
   }
@@ -207,7 +227,12 @@ Case draw_case(std::uint64_t seed, const std::vector<ModuleKind>& modules, bool 
   if (c.prefill >= 0 && moderate && rng.chance(0.33)) {
     c.kv_type = rng.pick(std::vector<DType>{DType::f16, DType::bf16, DType::q8_0});
     const std::int64_t heads = m.kind == ModuleKind::mha ? m.num_heads : 1;
-    if (c.kv_type == DType::q8_0 && (m.d_out / heads) % 32 != 0) {
+    if (c.kv_type == DType::q8_0 && m.kind == ModuleKind::llama && m.head_dim % 32 != 0) {
+      m.head_dim = rng.pick(std::vector<std::int64_t>{32, 64});
+      if (c.weight_type == DType::q8_0 && (m.num_heads * m.head_dim) % 32 != 0)
+        c.weight_type = DType::f16;
+    } else if (c.kv_type == DType::q8_0 && m.kind != ModuleKind::llama &&
+               (m.d_out / heads) % 32 != 0) {
       // q8_0 stores whole blocks of 32 along head_dim: give the case one or two blocks.
       m.d_out = rng.pick(std::vector<std::int64_t>{32, 64}) * heads;
       if (c.weight_type == DType::q8_0 && m.kind == ModuleKind::mha && m.d_out % 32 != 0)
@@ -362,8 +387,12 @@ OracleResult oracle_for(const Case& c, const Inputs& in, const AttentionModule* 
   }
   if (spec.out_proj) {
     p.wo = w.wo.data();
-    p.bo = w.bo.data();
+    p.bo = w.bo.empty() ? nullptr : w.bo.data();
+    p.out_dim = spec.output_dim();
   }
+  p.kv_heads = spec.kv_heads();
+  p.rope = spec.rope;
+  p.rope_theta = spec.rope_theta;
   p.book_masking = c.prefill < 0;
   p.kv_type = c.kv_type;
   if (c.capacity > 0) p.window_lo = sliding_window_lo(c.chunks(), c.capacity);
@@ -439,15 +468,13 @@ int run_difftest(Args& args) {
     modules = {ModuleKind::simple,           ModuleKind::self_attention_v1,
                ModuleKind::self_attention_v2, ModuleKind::causal_attention,
                ModuleKind::mha_wrapper,      ModuleKind::mha};
+    // LlamaAttention has its own run (--module llama), so that `all` keeps drawing the same
+    // chapter-3 cases for a given seed as it always has.
     softmax_cases = true;
   } else if (module_flag == "causal_softmax") {
     softmax_cases = true;
   } else {
     modules = {parse_module_kind(module_flag)};
-    if (modules[0] == ModuleKind::llama)
-      throw UsageError{"difftest draws the chapter-3 modules; LlamaAttention is checked by the "
-                       "unit suite (tests/unit/test_llama.cpp) and against PyTorch "
-                       "(tests/unit/test_llama_torch.cpp)"};
   }
   std::vector<Isa> isas;
   if (isa_flag == "all") {

@@ -10,6 +10,8 @@
 //                D = log sum_k p_k exp(d_k) (the denominator's share); the kernel's own
 //                exp (2 ulp), sums, normalisation and per-block rescales add (n + 12 + n/8) u
 //   context      sum_j keep_j (dp_j |v_j| + p_j dv_j) + (n + 3) u sum_j p_j keep_j |v_j|
+//   rotary       a' = a cos - b sin (b' alike) from float cos/sin (u each), two products and
+//                a sum (u each): |da'| <= |da| + |db| + 4 u (|a| + |b|), for q and k
 //   out_proj     sum_c |w_oc| (dctx_c + u |ctx_c|) + (inner + 2) u (sum_c |w_oc ctx_c| + |b_o|)
 //   KV storage   a cache in f16 / bf16 holds each K and V value rounded to nearest: dk and dv
 //                grow by half an ulp of (|k| + dk), 2^-11 or 2^-8 relative (plus half the
@@ -88,15 +90,18 @@ bool softmax_with_bound(const double* s, const double* ds, std::int64_t n, doubl
 
 OracleResult attention_oracle(const OracleProblem& p) {
   const std::int64_t T = p.tokens, d_in = p.d_in, hd = p.head_dim, inner = p.heads * hd;
+  const std::int64_t kv_heads = p.kv_heads > 0 ? p.kv_heads : p.heads, kvd = kv_heads * hd;
+  const std::int64_t group = p.heads / kv_heads;
+  const std::int64_t out_dim = p.wo != nullptr && p.out_dim > 0 ? p.out_dim : inner;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   OracleResult r;
-  r.y.assign(static_cast<std::size_t>(p.batch * T * inner), 0.0);
+  r.y.assign(static_cast<std::size_t>(p.batch * T * out_dim), 0.0);
   r.bound.assign(r.y.size(), 0.0);
   const auto at = [](std::int64_t row, std::int64_t cols, std::int64_t col) {
     return static_cast<std::size_t>(row * cols + col);
   };
-  std::vector<double> q(static_cast<std::size_t>(T * inner)), k(q.size()), v(q.size());
-  std::vector<double> dq(q.size()), dk(q.size()), dv(q.size());
+  std::vector<double> q(static_cast<std::size_t>(T * inner)), dq(q.size());
+  std::vector<double> k(static_cast<std::size_t>(T * kvd)), v(k.size()), dk(k.size()), dv(k.size());
   std::vector<double> ctx(q.size()), dctx(q.size()), actx(q.size()), fctx(q.size()),
       rctx(q.size());
   std::vector<double> s(static_cast<std::size_t>(T)), ds(s.size()), w(s.size()), dw(s.size());
@@ -105,18 +110,39 @@ OracleResult attention_oracle(const OracleProblem& p) {
     const float* xb = p.x + b * T * d_in;
     // Projections, and the error a float GEMM may make on each.
     auto project = [&](const float* wm, const float* bias, std::vector<double>& out,
-                       std::vector<double>& err) {
+                       std::vector<double>& err, std::int64_t width) {
       for (std::int64_t t = 0; t < T; ++t)
-        for (std::int64_t o = 0; o < inner; ++o) {
+        for (std::int64_t o = 0; o < width; ++o) {
           double acc = bias ? bias[o] : 0.0, mag = bias ? std::fabs(bias[o]) : 0.0;
           for (std::int64_t c = 0; c < d_in; ++c) {
             const double term = double(xb[at(t, d_in, c)]) * double(wm[at(o, d_in, c)]);
             acc += term;
             mag += std::fabs(term);
           }
-          out[at(t, inner, o)] = acc;
-          err[at(t, inner, o)] = static_cast<double>(d_in + 2) * kU * mag;
+          out[at(t, width, o)] = acc;
+          err[at(t, width, o)] = static_cast<double>(d_in + 2) * kU * mag;
         }
+    };
+    // The rotary embedding, exact angles, each rotated value's error carried through.
+    auto rotate = [&](std::vector<double>& val, std::vector<double>& err, std::int64_t width) {
+      if (p.rope == Rope::none) return;
+      for (std::int64_t t = 0; t < T; ++t)
+        for (std::int64_t h0 = 0; h0 < width; h0 += hd)
+          for (std::int64_t i = 0; i < hd / 2; ++i) {
+            const std::int64_t ia = h0 + (p.rope == Rope::halves ? i : 2 * i);
+            const std::int64_t ib = h0 + (p.rope == Rope::halves ? i + hd / 2 : 2 * i + 1);
+            const double angle = static_cast<double>(t) *
+                                 std::pow(p.rope_theta, -2.0 * static_cast<double>(i) / double(hd));
+            const double c = std::cos(angle), sn = std::sin(angle);
+            double& a = val[at(t, width, ia)];
+            double& bb = val[at(t, width, ib)];
+            const double e = err[at(t, width, ia)] + err[at(t, width, ib)] +
+                             4.0 * kU * (std::fabs(a) + std::fabs(bb));
+            const double na = a * c - bb * sn, nb = bb * c + a * sn;
+            a = na;
+            bb = nb;
+            err[at(t, width, ia)] = err[at(t, width, ib)] = e;
+          }
     };
     if (p.wq == nullptr) {  // q = k = v = x, exactly
       for (std::int64_t t = 0; t < T; ++t)
@@ -125,32 +151,34 @@ OracleResult attention_oracle(const OracleProblem& p) {
           dq[at(t, inner, c)] = dk[at(t, inner, c)] = dv[at(t, inner, c)] = 0.0;
         }
     } else {
-      project(p.wq, p.bq, q, dq);
-      project(p.wk, p.bk, k, dk);
-      project(p.wv, p.bv, v, dv);
+      project(p.wq, p.bq, q, dq, inner);
+      project(p.wk, p.bk, k, dk, kvd);
+      project(p.wv, p.bv, v, dv, kvd);
+      rotate(q, dq, inner);
+      rotate(k, dk, kvd);  // before the cache stores it, as the library does
     }
     // A stored cache: the storage step on top of each K and V value's float error.
     auto add_storage_step = [&](const std::vector<double>& val, std::vector<double>& err) {
       if (p.kv_type == DType::f32) return;
       for (std::int64_t t = 0; t < T; ++t)
-        for (std::int64_t h = 0; h < p.heads; ++h) {
+        for (std::int64_t h = 0; h < kv_heads; ++h) {
           const std::int64_t c0 = h * hd;
           if (p.kv_type == DType::q8_0) {
             for (std::int64_t blk = 0; blk < hd / 32; ++blk) {
               double amax = 0.0;
               for (std::int64_t c = c0 + 32 * blk; c < c0 + 32 * blk + 32; ++c)
-                amax = std::max(amax, std::fabs(val[at(t, inner, c)]) + err[at(t, inner, c)]);
+                amax = std::max(amax, std::fabs(val[at(t, kvd, c)]) + err[at(t, kvd, c)]);
               const double step = (0.5 + 127.0 / 2048.0) * amax / 127.0;
               for (std::int64_t c = c0 + 32 * blk; c < c0 + 32 * blk + 32; ++c)
-                err[at(t, inner, c)] += step;
+                err[at(t, kvd, c)] += step;
             }
             continue;
           }
           const double rel = p.kv_type == DType::f16 ? 1.0 / 2048.0 : 1.0 / 256.0;
           const double abs_floor = p.kv_type == DType::f16 ? 1.0 / 33554432.0 : 0.0;
           for (std::int64_t c = c0; c < c0 + hd; ++c)
-            err[at(t, inner, c)] +=
-                rel * (std::fabs(val[at(t, inner, c)]) + err[at(t, inner, c)]) + abs_floor;
+            err[at(t, kvd, c)] +=
+                rel * (std::fabs(val[at(t, kvd, c)]) + err[at(t, kvd, c)]) + abs_floor;
         }
     };
     add_storage_step(k, dk);
@@ -164,10 +192,11 @@ OracleResult attention_oracle(const OracleProblem& p) {
         for (std::int64_t j = 0; j < n; ++j) {
           double dot = 0.0, mag = 0.0, prop = 0.0;
           for (std::int64_t c = h * hd; c < (h + 1) * hd; ++c) {
-            const double qc = q[at(t, inner, c)], kc = k[at(lo + j, inner, c)];
+            const std::int64_t ck = (h / group) * hd + (c - h * hd);  // its K/V head's column
+            const double qc = q[at(t, inner, c)], kc = k[at(lo + j, kvd, ck)];
             dot += qc * kc;
             mag += std::fabs(qc * kc);
-            const double eq = dq[at(t, inner, c)], ek = dk[at(lo + j, inner, c)];
+            const double eq = dq[at(t, inner, c)], ek = dk[at(lo + j, kvd, ck)];
             if (eq != 0.0) prop += eq * (std::fabs(kc) + ek);  // no 0 * inf: exact inputs
             if (ek != 0.0) prop += std::fabs(qc) * ek;          // have no error to carry
           }
@@ -176,6 +205,7 @@ OracleResult attention_oracle(const OracleProblem& p) {
         }
         const bool finite_row = softmax_with_bound(s.data(), ds.data(), n, w.data(), dw.data());
         for (std::int64_t c = h * hd; c < (h + 1) * hd; ++c) {
+          const std::int64_t cv = (h / group) * hd + (c - h * hd);
           double acc = 0.0, err = 0.0, mag = 0.0, flushed = 0.0, range = 0.0;
           for (std::int64_t j = 0; j < n; ++j) {
             double keep = 1.0;
@@ -186,17 +216,17 @@ OracleResult attention_oracle(const OracleProblem& p) {
                                           static_cast<std::uint64_t>(lo + j))
                          ? p.dropout.keep_scale()
                          : 0.0;
-            const double vj = v[at(lo + j, inner, c)];
+            const double vj = v[at(lo + j, kvd, cv)];
             if (std::isfinite(vj)) range = std::max(range, keep * std::fabs(vj));
             acc += w[j] * keep * vj;  // NaN * 0 stays NaN, as torch's dropout
             if (w[j] * keep == 0.0 && dw[j] == 0.0) continue;  // exactly nothing, even for inf v
             flushed += keep * std::fabs(vj);  // a weight below FLT_MIN may come out 0
             mag += w[j] * keep * std::fabs(vj);
-            err += keep * (dw[j] * std::fabs(vj) + w[j] * dv[at(lo + j, inner, c)]);
+            err += keep * (dw[j] * std::fabs(vj) + w[j] * dv[at(lo + j, kvd, cv)]);
           }
           if (p.book_masking && p.causal)
             for (std::int64_t j = t + 1; j < T; ++j)  // 0 * v_j for the masked keys
-              if (!std::isfinite(v[at(j, inner, c)])) acc = nan;
+              if (!std::isfinite(v[at(j, kvd, cv)])) acc = nan;
           ctx[at(t, inner, c)] = finite_row ? acc : nan;
           actx[at(t, inner, c)] = mag;
           dctx[at(t, inner, c)] = err + static_cast<double>(n + 3) * kU * mag;
@@ -206,8 +236,8 @@ OracleResult attention_oracle(const OracleProblem& p) {
       }
 
     for (std::int64_t t = 0; t < T; ++t)
-      for (std::int64_t o = 0; o < inner; ++o) {
-        const std::size_t i = at(b * T + t, inner, o);
+      for (std::int64_t o = 0; o < out_dim; ++o) {
+        const std::size_t i = at(b * T + t, out_dim, o);
         // A stored cache's steps are part of the answer, not an ill-conditioning artefact:
         // its bounds are never capped (difftest draws such cases with moderate logits).
         const double inf = std::numeric_limits<double>::infinity();

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "simdattn/dtype.hpp"
+#include "simdattn/rope.hpp"
 
 #include "common/dropout.hpp"
 
@@ -23,7 +24,14 @@ struct OracleProblem {
   const float* x = nullptr;  ///< [batch, tokens, d_in]
   const float *wq = nullptr, *wk = nullptr, *wv = nullptr;  ///< [inner, d_in] each
   const float *bq = nullptr, *bk = nullptr, *bv = nullptr;  ///< [inner] or null
-  const float *wo = nullptr, *bo = nullptr;                 ///< [inner, inner], [inner] or null
+  const float *wo = nullptr, *bo = nullptr;                 ///< [out, inner], [out] or null
+  /// LlamaAttention: K/V heads (query head h reads K/V head h / (heads / kv_heads); 0: heads,
+  /// and wk/wv, bk/bv are then [kv_heads * head_dim, ...]), the rotary embedding of q and k at
+  /// each token's position t, and out_proj's width (0: inner).
+  std::int64_t kv_heads = 0;
+  Rope rope = Rope::none;
+  double rope_theta = 10000.0;
+  std::int64_t out_dim = 0;
   /// First key position each query position sees (causal only; empty: 0). A sliding-window
   /// cache makes it grow.
   std::vector<std::int64_t> window_lo;

@@ -282,6 +282,7 @@ __attribute__((weak)) int main(int argc, char** argv) {
 void BM_DecodeStep_Ragged(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
   const std::int64_t n = state.range(1);
+  const auto kv_type = static_cast<simdattn::DType>(state.range(2));
   constexpr std::int64_t kPrompt = 1024;
   simdattn::set_num_threads(threads);
   std::vector<simdattn::MultiHeadAttention> layers;
@@ -300,11 +301,12 @@ void BM_DecodeStep_Ragged(benchmark::State& state) {
   for (std::int64_t l = 0; l < kLayers; ++l) {
     caches[l].reserve(static_cast<std::size_t>(n));
     for (std::int64_t i = 0; i < n; ++i) {
-      caches[l].emplace_back(layers[l], 1, kPrompt + 1);
+      caches[l].emplace_back(layers[l], 1, kPrompt + 1, false, kv_type);
       steps[l].push_back({&caches[l].back(), prompts[static_cast<std::size_t>(i)]});
       decode[l].push_back({&caches[l].back(), 1});
-      // The rows a step reads: the held tokens and the new one, K and V, f32.
-      kv_bytes += 2.0 * double(prompts[static_cast<std::size_t>(i)] + 1) * kModel * sizeof(float);
+      // The rows a step reads: the held tokens and the new one, K and V, in the cache's type.
+      const double token_bytes = static_cast<double>(caches[l].back().bytes()) / double(kPrompt + 1);
+      kv_bytes += double(prompts[static_cast<std::size_t>(i)] + 1) * token_bytes;
     }
   }
   const Tensor token = random_tensor({n, kModel}, 8);
@@ -340,16 +342,21 @@ void BM_DecodeStep_Ragged(benchmark::State& state) {
   state.counters["x_of_stream_time"] = step_s / (bytes / bandwidth);
   state.SetLabel(std::string("isa=") + simdattn::isa_name(simdattn::active_isa()) +
                  " threads=" + std::to_string(simdattn::num_threads()) + " sequences=" +
-                 std::to_string(n) + " layers=12 d=768 heads=12 prompts=64..1024");
+                 std::to_string(n) + " kv=" + simdattn::dtype_name(kv_type) +
+                 " layers=12 d=768 heads=12 prompts=64..1024");
   simdattn::set_num_threads(0);
 }
 
 BENCHMARK(BM_DecodeStep_Ragged)
-    ->ArgNames({"threads", "sequences"})
-    ->Args({1, 1})
-    ->Args({1, 16})
-    ->Args({2, 1})
-    ->Args({2, 16})
+    ->ArgNames({"threads", "sequences", "kv"})
+    ->Args({1, 1, 0})
+    ->Args({1, 16, 0})
+    ->Args({2, 1, 0})
+    ->Args({2, 16, 0})
+    ->Args({1, 1, 1})   // f16 caches
+    ->Args({1, 16, 1})
+    ->Args({1, 1, 3})   // q8_0 caches
+    ->Args({1, 16, 3})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond)
     ->MinTime(2.0);

@@ -64,20 +64,6 @@ void validate_b(const char* who, Transpose trans, std::int64_t k, std::int64_t n
   require_packable(who, k, n);
 }
 
-detail::GemmArgs gemm_args(std::int64_t m, float alpha, const float* a, std::int64_t lda,
-                           float beta, float* c, std::int64_t ldc, const float* bias) {
-  detail::GemmArgs args;
-  args.m = m;
-  args.alpha = alpha;
-  args.a = a;
-  args.lda = lda;
-  args.beta = beta;
-  args.c = c;
-  args.ldc = ldc;
-  args.bias = bias;
-  return args;
-}
-
 }  // namespace
 
 void sgemm(Transpose trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
@@ -90,7 +76,7 @@ void sgemm(Transpose trans_b, std::int64_t m, std::int64_t n, std::int64_t k, fl
   validate_a_c(who, m, n, k, a, lda, c, ldc);
   validate_b(who, trans_b, k, n, b, ldb);
   const detail::KernelTable& table = detail::kernels();
-  const detail::GemmArgs args = gemm_args(m, alpha, a, lda, beta, c, ldc, bias);
+  const detail::GemmArgs args = detail::gemm_args(m, alpha, a, lda, beta, c, ldc, bias);
   detail::gemm_unpacked(table, trans_b, n, k, b, ldb, args);
 }
 
@@ -135,7 +121,7 @@ void sgemm_packed(std::int64_t m, float alpha, const float* a, std::int64_t lda,
   if (b.empty()) fail_arg(who, ": b is an empty PackedMatrix (default-constructed)");
   require_positive(who, "m", m);
   validate_a_c(who, m, b.n(), b.k(), a, lda, c, ldc);
-  const detail::GemmArgs args = gemm_args(m, alpha, a, lda, beta, c, ldc, bias);
+  const detail::GemmArgs args = detail::gemm_args(m, alpha, a, lda, beta, c, ldc, bias);
   detail::gemm_packed(detail::kernels(), args, b.packed().view);
 }
 

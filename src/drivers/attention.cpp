@@ -117,16 +117,6 @@ struct RopeHook {
   }
 };
 
-GemmArgs row_major(std::int64_t m, const float* a, std::int64_t lda, float* c, std::int64_t ldc) {
-  GemmArgs args;
-  args.m = m;
-  args.a = a;
-  args.lda = lda;
-  args.c = c;
-  args.ldc = ldc;
-  return args;
-}
-
 std::int64_t gcd(std::int64_t a, std::int64_t b) { return b == 0 ? a : gcd(b, a % b); }
 
 /// Positions of a cached call's GEMM rows (per thread, grow-only: a decode step allocates
@@ -162,8 +152,8 @@ struct FastAttention::State {
     gemm_packed(table, args, wqkv.packed().view);
   }
   void project_out(std::int64_t m, const float* ctx, float* y, bool whole_depth = false) const {
-    GemmArgs args = row_major(m, ctx, spec.inner_dim(), y, spec.output_dim());
-    args.bias = bo.empty() ? nullptr : bo.data();
+    GemmArgs args = gemm_args(m, 1.0f, ctx, spec.inner_dim(), 0.0f, y, spec.output_dim(),
+                              bo.empty() ? nullptr : bo.data());
     args.whole_depth = whole_depth;
     gemm_packed(kernels(), args, wo.packed().view);
   }
@@ -272,7 +262,7 @@ void FastAttention::forward(const float* x, std::int64_t batch, std::int64_t tok
       st.project_qkv(args, hook);
     }
   } else {
-    st.project_qkv(row_major(m, x, spec.d_in, qkv, n3), hook);
+    st.project_qkv(gemm_args(m, 1.0f, x, spec.d_in, 0.0f, qkv, n3, nullptr), hook);
   }
 
   // Book: scores / sqrt(keys.shape[-1]), keys.shape[-1] being the width of one head.
@@ -395,7 +385,7 @@ void FastAttention::forward_sequences(const float* x, float* y, const DropoutPar
       for (std::int64_t t = 0; t < seqs[i].tokens; ++t) pos[seqs[i].row + t] = seqs[i].cache.position + t;
     hook.row_positions = pos;
   }
-  GemmArgs args = row_major(m, x, spec.d_in, qkv, n3);
+  GemmArgs args = gemm_args(m, 1.0f, x, spec.d_in, 0.0f, qkv, n3, nullptr);
   args.whole_depth = true;
   st.project_qkv(args, hook);
 

@@ -161,6 +161,21 @@ struct GemmArgs {
   }
 };
 
+/// C (m rows, ldc) = alpha A (m rows, lda) B + beta C (+ bias): a plain row-major call.
+inline GemmArgs gemm_args(std::int64_t m, float alpha, const float* a, std::int64_t lda,
+                          float beta, float* c, std::int64_t ldc, const float* bias) {
+  GemmArgs args;
+  args.m = m;
+  args.alpha = alpha;
+  args.a = a;
+  args.lda = lda;
+  args.beta = beta;
+  args.c = c;
+  args.ldc = ldc;
+  args.bias = bias;
+  return args;
+}
+
 /// Task grid override for tests: rows / columns of C per parallel task (rounded up to the
 /// tile); 0 picks automatically. Any split gives the same bits: tasks own disjoint C blocks on
 /// one fixed tile grid and never split K.

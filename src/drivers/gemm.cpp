@@ -25,6 +25,9 @@ bool below_threading_threshold(std::int64_t m, std::int64_t n, std::int64_t k) n
 
 constexpr std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 constexpr std::int64_t round_up(std::int64_t a, std::int64_t b) { return ceil_div(a, b) * b; }
+/// B per small-M task when its rows run as several chunks: the task's B is re-read from L2 while
+/// the next task's is requested, so two of them must fit the smallest L2 (256 KiB).
+constexpr std::int64_t kRowChunkTaskBytes = 128 * 1024;
 
 // Per-thread packing workspaces. A driver moves the buffer out of the thread_local for as long
 // as it uses it and moves it back afterwards: if oneTBB runs another of our tasks on this
@@ -442,9 +445,11 @@ void gemm_small_m(const GemmSmallMKernel& kernel, const GemmArgs& args, const Pa
     per_task = threads <= 1 || tiny ? panels
                                     : std::max<std::int64_t>(8, ceil_div(panels, 4 * threads));
   }
-  if (args.m > kernel.max_m && args.c_group <= 0) {
-    // Row chunks re-read the task's B from cache: keep it within ~256 KiB (any L2).
-    const std::int64_t fit = std::max<std::int64_t>(1, (256 * 1024) / (b.k * pw * 4));
+  const bool row_chunks = args.m > kernel.max_m;
+  if (row_chunks && args.c_group <= 0) {
+    // Row chunks re-read the task's B from cache while the next task's B is requested: keep
+    // the two within ~256 KiB (any L2).
+    const std::int64_t fit = std::max<std::int64_t>(1, kRowChunkTaskBytes / (b.k * pw * 4));
     per_task = std::min(per_task, fit);
   }
   if (args.hook.col_align > 0 && args.c_group <= 0) {  // (column groups are blocks already)
@@ -455,13 +460,27 @@ void gemm_small_m(const GemmSmallMKernel& kernel, const GemmArgs& args, const Pa
     const std::int64_t p0 = t * per_task;
     const std::int64_t j0 = p0 * pw;
     const std::int64_t cols = std::min(n, (p0 + per_task) * pw) - j0;
-    const GemmEpilogue ep{args.alpha, args.beta, args.bias != nullptr ? args.bias + j0 : nullptr};
+    GemmEpilogue ep{args.alpha, args.beta, args.bias != nullptr ? args.bias + j0 : nullptr};
     // More rows than the kernel takes run as chunks of max_m rows over the same columns: the
-    // task's B (>= 8 panels, a few hundred KiB) comes from memory for the first chunk and from
-    // L2 for the others, and every row gets the same bits as in any other chunking.
+    // task's B comes from memory for the first chunk and from L2 for the others, and every row
+    // gets the same bits as in any other chunking. Those chunks are compute-bound, so each
+    // requests a share of the next task's B (f32, contiguous panels): the memory stream then
+    // runs under the FMAs instead of after them.
+    const std::int64_t chunks = ceil_div(args.m, std::int64_t{kernel.max_m});
+    const float* next = !stored && row_chunks && p0 + per_task < panels
+                            ? b.data + (p0 + per_task) * b.panel_stride
+                            : nullptr;
+    std::int64_t next_lines =
+        next != nullptr ? std::min(per_task, panels - p0 - per_task) * b.panel_stride / 16 : 0;
+    std::int64_t chunks_left = chunks;
     for (std::int64_t r0 = 0; r0 < args.m; r0 += kernel.max_m) {
       const std::int64_t rows = std::min<std::int64_t>(kernel.max_m, args.m - r0);
       const float* a = args.a + r0 * args.lda;
+      const std::int64_t lines = next_lines / chunks_left--;
+      ep.prefetch = next;
+      ep.prefetch_lines = lines;
+      if (next != nullptr) next += lines * 16;
+      next_lines -= lines;
       if (!stored) {
         kernel.fn(rows, b.k, a, args.lda, b.data + p0 * b.panel_stride, b.panel_stride, cols,
                   args.c_at(r0, j0), args.ldc, ep);

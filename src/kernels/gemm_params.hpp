@@ -24,7 +24,9 @@ struct GemmEpilogue {
   /// A cache hint riding along with the call, not part of the store: `prefetch_lines` 64-byte
   /// lines from `prefetch` on (the driver's next B micro-panel) that the microkernel requests
   /// spread over its depth loop, so they overlap the FMAs instead of stalling in a burst.
-  /// Never dereferenced; kernels without the hint ignore it.
+  /// The f32 small-M kernel takes it as what its caller reads after the call (the next task's
+  /// B) and spreads the lines over its row passes. Never dereferenced; kernels without the
+  /// hint ignore it.
   const float* prefetch = nullptr;
   std::int64_t prefetch_lines = 0;
 };

@@ -179,10 +179,12 @@ constexpr int gemm_small_m_panels(int rows) noexcept {
 }
 
 /// One small-M pass: ROWS rows x NP panels, full depth, A read in place.
+/// hint/hint_lines: lines of what the caller reads next, requested spread over the pass.
 template <class Arch, int ROWS, int NP>
 inline void gemm_small_m_pass(std::int64_t k, const float* a, std::int64_t lda, const float* b,
                               std::int64_t b_panel_stride, float* c, std::int64_t ldc,
-                              std::int64_t n_valid, const GemmEpilogue& ep) noexcept {
+                              std::int64_t n_valid, const GemmEpilogue& ep,
+                              const float* hint = nullptr, std::int64_t hint_lines = 0) noexcept {
   using V = xsimd::batch<float, Arch>;
   constexpr int NV = NP * static_cast<int>(kGemmPanelWidth) / static_cast<int>(V::size);
   V acc[ROWS][NV];
@@ -191,32 +193,44 @@ inline void gemm_small_m_pass(std::int64_t k, const float* a, std::int64_t lda, 
   // prefetcher leaves latency-bound (measured: m = 4 decode 1.16 -> 0.83 ms with this), so
   // request lines 64 steps (4 KiB) ahead. Passes over several panels (m = 1, 2) stream well
   // on their own and only lose from the extra prefetches.
-  gemm_accumulate<Arch, ROWS, NV, (NP == 1 ? 64 : 0)>(k, a, lda, 1, b, b_panel_stride, acc);
+  gemm_accumulate<Arch, ROWS, NV, (NP == 1 ? 64 : 0)>(k, a, lda, 1, b, b_panel_stride, acc,
+                                                      hint, hint_lines);
   gemm_store_tile_masked<Arch, ROWS, NV>(acc, c, ldc, ROWS, n_valid, ep);
 }
 
 /// All of n (from panel 0 of b) for ROWS rows: groups of NP panels, then single panels for the
 /// remainder so no pass reads a panel past the last one.
+/// hint/hint_lines (contiguous 64-byte lines to request while computing) are shared evenly
+/// among the passes.
 template <class Arch, int ROWS>
 inline void gemm_small_m_rows(std::int64_t k, const float* a, std::int64_t lda, const float* b,
                               std::int64_t b_panel_stride, std::int64_t n, float* c,
-                              std::int64_t ldc, const GemmEpilogue& ep) noexcept {
+                              std::int64_t ldc, const GemmEpilogue& ep,
+                              const float* hint = nullptr, std::int64_t hint_lines = 0) noexcept {
   constexpr int NP = gemm_small_m_panels<Arch>(ROWS);
   constexpr std::int64_t PW = kGemmPanelWidth;
   const std::int64_t panels = (n + PW - 1) / PW;
+  const std::int64_t groups = panels / NP;
+  std::int64_t passes_left = groups + (panels - groups * NP);
   std::int64_t p = 0;
   GemmEpilogue local = ep;
   for (; p + NP <= panels; p += NP) {
     local.bias = ep.bias != nullptr ? ep.bias + p * PW : nullptr;
     const std::int64_t nv = n - p * PW < NP * PW ? n - p * PW : NP * PW;
+    const std::int64_t lines = hint_lines / passes_left--;
     gemm_small_m_pass<Arch, ROWS, NP>(k, a, lda, b + p * b_panel_stride, b_panel_stride,
-                                      c + p * PW, ldc, nv, local);
+                                      c + p * PW, ldc, nv, local, hint, lines);
+    hint += lines * 16;  // 16 floats per 64-byte line
+    hint_lines -= lines;
   }
   for (; p < panels; ++p) {
     local.bias = ep.bias != nullptr ? ep.bias + p * PW : nullptr;
     const std::int64_t nv = n - p * PW < PW ? n - p * PW : PW;
+    const std::int64_t lines = hint_lines / passes_left--;
     gemm_small_m_pass<Arch, ROWS, 1>(k, a, lda, b + p * b_panel_stride, b_panel_stride,
-                                     c + p * PW, ldc, nv, local);
+                                     c + p * PW, ldc, nv, local, hint, lines);
+    hint += lines * 16;  // 16 floats per 64-byte line
+    hint_lines -= lines;
   }
 }
 
@@ -226,14 +240,16 @@ template <class Arch, int ROWS, int MAX_ROWS>
 inline void gemm_small_m_dispatch_rows(std::int64_t rows, std::int64_t k, const float* a,
                                        std::int64_t lda, const float* b,
                                        std::int64_t b_panel_stride, std::int64_t n, float* c,
-                                       std::int64_t ldc, const GemmEpilogue& ep) noexcept {
+                                       std::int64_t ldc, const GemmEpilogue& ep,
+                                       const float* hint, std::int64_t hint_lines) noexcept {
   if constexpr (ROWS <= MAX_ROWS) {
     if (rows == ROWS) {
-      gemm_small_m_rows<Arch, ROWS>(k, a, lda, b, b_panel_stride, n, c, ldc, ep);
+      gemm_small_m_rows<Arch, ROWS>(k, a, lda, b, b_panel_stride, n, c, ldc, ep, hint,
+                                    hint_lines);
       return;
     }
     gemm_small_m_dispatch_rows<Arch, ROWS + 1, MAX_ROWS>(rows, k, a, lda, b, b_panel_stride, n,
-                                                          c, ldc, ep);
+                                                          c, ldc, ep, hint, hint_lines);
   }
 }
 
@@ -248,17 +264,47 @@ void gemm_small_m_f32(std::int64_t m, std::int64_t k, const float* a, std::int64
   // Process the panel groups in the outer loop and the row passes inside, so a group is hot
   // in cache when the second pass over it starts.
   constexpr std::int64_t PW = kGemmPanelWidth;
-  constexpr std::int64_t kChunkPanels = 8;
-  for (std::int64_t p0 = 0; p0 * PW < n; p0 += kChunkPanels) {
+  const std::int64_t panels = (n + PW - 1) / PW;
+  const std::int64_t passes = (m + MAX_ROWS - 1) / MAX_ROWS;
+  // A chunk that takes several row passes is re-read from L2 while the next one is requested:
+  // ~128 KiB each (two fit any L2), but at least the widest pass's panel group, so no pass
+  // falls back to single panels. One pass streams its chunk once: any size does.
+  constexpr std::int64_t kWidestPass = gemm_small_m_panels<Arch>(1);
+  const std::int64_t fit = (std::int64_t{128} << 10) / (k * PW * 4);
+  const std::int64_t kChunkPanels =
+      passes == 1 ? 8 : (fit < kWidestPass ? kWidestPass : (fit > 8 ? 8 : fit));
+  for (std::int64_t p0 = 0; p0 < panels; p0 += kChunkPanels) {
     const std::int64_t n_chunk = n - p0 * PW < kChunkPanels * PW ? n - p0 * PW : kChunkPanels * PW;
     GemmEpilogue ep = epilogue;
     if (ep.bias != nullptr) ep.bias += p0 * PW;
+    ep.prefetch = nullptr;
+    ep.prefetch_lines = 0;
+    // What is read next is requested while this chunk computes, so memory overlaps the FMAs
+    // instead of following them: the next chunk (only when the chunk takes several row passes;
+    // a single pass is a stream of its own), or after the last chunk the caller's hint (the
+    // next task's B). One line per 64-byte panel row.
+    const float* hint = nullptr;
+    std::int64_t hint_lines = 0;
+    if (p0 + kChunkPanels < panels) {
+      if (passes > 1) {
+        hint = b_packed + (p0 + kChunkPanels) * b_panel_stride;
+        const std::int64_t next = panels - p0 - kChunkPanels;
+        hint_lines = (next < kChunkPanels ? next : kChunkPanels) * k;
+      }
+    } else {
+      hint = epilogue.prefetch;
+      hint_lines = epilogue.prefetch_lines;
+    }
+    std::int64_t passes_left = passes;
     for (std::int64_t r = 0; r < m; r += MAX_ROWS) {
       const std::int64_t rows = m - r < MAX_ROWS ? m - r : MAX_ROWS;
+      const std::int64_t lines = hint_lines / passes_left--;
       gemm_small_m_dispatch_rows<Arch, 1, MAX_ROWS>(rows, k, a + r * lda, lda,
                                                     b_packed + p0 * b_panel_stride,
                                                     b_panel_stride, n_chunk,
-                                                    c + r * ldc + p0 * PW, ldc, ep);
+                                                    c + r * ldc + p0 * PW, ldc, ep, hint, lines);
+      if (hint != nullptr) hint += lines * 16;
+      hint_lines -= lines;
     }
   }
 }

@@ -53,31 +53,43 @@ float sum_range(const float* p, std::size_t n) {
   return sum_range_baseline(p, n);
 }
 
+constexpr std::size_t kBufferFloats = (std::size_t{1} << 30) / sizeof(float);
+
+/// One parallel read of the buffer's first `floats` floats: seconds.
+double read_pass(int threads, std::size_t floats) {
+  static std::vector<float> buffer(kBufferFloats, 1.0f);  // written once: pages really mapped
+  std::vector<float> sums(static_cast<std::size_t>(threads));
+  std::vector<std::thread> pool;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      const std::size_t lo = floats * static_cast<std::size_t>(t) / threads;
+      const std::size_t hi = floats * static_cast<std::size_t>(t + 1) / threads;
+      sums[static_cast<std::size_t>(t)] = sum_range(buffer.data() + lo, hi - lo);
+    });
+  for (auto& th : pool) th.join();
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  float total = 0.0f;
+  for (float v : sums) total += v;
+  sink = total;
+  return s;
+}
+
 }  // namespace
 
 double stream_bandwidth(int threads) {
-  constexpr std::size_t kFloats = (std::size_t{1} << 30) / sizeof(float);
-  static std::vector<float> buffer(kFloats, 1.0f);  // written once: pages are really mapped
   std::vector<double> rates;
   for (int pass = 0; pass < 4; ++pass) {
-    std::vector<float> sums(static_cast<std::size_t>(threads));
-    std::vector<std::thread> pool;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int t = 0; t < threads; ++t)
-      pool.emplace_back([&, t] {
-        const std::size_t lo = kFloats * static_cast<std::size_t>(t) / threads;
-        const std::size_t hi = kFloats * static_cast<std::size_t>(t + 1) / threads;
-        sums[static_cast<std::size_t>(t)] = sum_range(buffer.data() + lo, hi - lo);
-      });
-    for (auto& th : pool) th.join();
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    float total = 0.0f;
-    for (float v : sums) total += v;
-    sink = total;
-    if (pass > 0) rates.push_back(double(kFloats * sizeof(float)) / s);  // pass 0 warms up
+    const double s = read_pass(threads, kBufferFloats);
+    if (pass > 0) rates.push_back(double(kBufferFloats * sizeof(float)) / s);  // 0 warms up
   }
   std::sort(rates.begin(), rates.end());
   return rates[rates.size() / 2];
+}
+
+double stream_read_seconds(int threads, double bytes) {
+  const auto floats = static_cast<std::size_t>(bytes / sizeof(float));
+  return read_pass(threads, floats < kBufferFloats ? floats : kBufferFloats);
 }
 
 }  // namespace simdattn::bench

@@ -9,4 +9,9 @@ namespace simdattn::bench {
 /// so that both see the same state of a shared machine.
 double stream_bandwidth(int threads);
 
+/// Seconds for one such parallel read of the first `bytes` (<= 1 GiB) of the same buffer: a
+/// bandwidth sample to interleave with what it is compared with (a pass of 512 MiB also
+/// leaves nothing of the previous work in any L3).
+double stream_read_seconds(int threads, double bytes);
+
 }  // namespace simdattn::bench

@@ -13,6 +13,10 @@ trap 'rm -rf "$work"' EXIT
 "$simdattn" bench mha --batch 2 --tokens 40 --d-model 48 --heads 3 --repeats 2 --json > "$work/mha.json"
 "$simdattn" bench mha --batch 1 --tokens 9 --d-model 16 --heads 2 --repeats 1 \
   --backend reference --json > "$work/mha_ref.json"
+"$simdattn" bench mha --batch 2 --tokens 40 --d-model 64 --heads 2 --repeats 1 --kv-dtype q8_0 \
+  --json > "$work/mha_q8.json"
+"$simdattn" bench mha --batch 1 --tokens 12 --d-model 16 --heads 2 --repeats 1 --kv-dtype f16 \
+  --backend reference --json > "$work/mha_f16.json"
 "$python" - "$work" <<'PY'
 import json, math, sys
 work = sys.argv[1]
@@ -40,6 +44,15 @@ assert j["backend"] == "fast" and j["batch"] == 2 and j["tokens"] == 40, j
 b, t, d, h = 1, 9, 16, 2
 j = check("mha_ref", 2*b*t*d*3*d + 4*b*h*(d/h)*t*(t+1)/2 + 2*b*t*d*d, ["backend"])
 assert j["backend"] == "reference", j
+assert j["kv_dtype"] is None and j["kv_bytes"] is None, j
+# Through a KV cache: its type and bytes ([B, heads, T, hd] for K and V, in the stored type:
+# q8_0 rows of hd / 32 blocks of 34 bytes, f16 2 bytes a value).
+b, t, d, h = 2, 40, 64, 2
+j = check("mha_q8", 2*b*t*d*3*d + 4*b*h*(d/h)*t*(t+1)/2 + 2*b*t*d*d, ["kv_dtype", "kv_bytes"])
+assert j["kv_dtype"] == "q8_0" and j["kv_bytes"] == 2 * b * h * t * (d // h // 32) * 34, j
+b, t, d, h = 1, 12, 16, 2
+j = check("mha_f16", 2*b*t*d*3*d + 4*b*h*(d/h)*t*(t+1)/2 + 2*b*t*d*d, ["kv_dtype", "kv_bytes"])
+assert j["kv_dtype"] == "f16" and j["kv_bytes"] == 2 * b * t * d * 2 and j["backend"] == "reference", j
 PY
 
 # Text form.
@@ -65,4 +78,15 @@ expect_usage_error "--m" bench gemm --n 4 --k 4 --json
 expect_usage_error "divisible" bench mha --d-model 30 --heads 4 --json
 expect_usage_error "tokens" bench mha --tokens 0 --json
 expect_usage_error "backend" bench mha --backend quick --json
+expect_usage_error "kv-dtype" bench mha --kv-dtype q4 --json
+# A cache type the shape cannot hold is the library's error: exit 1, its message, no JSON.
+set +e
+"$simdattn" bench mha --tokens 8 --d-model 32 --heads 2 --kv-dtype q8_0 --json > "$work/out" 2> "$work/err"
+rc=$?
+set -e
+if [ "$rc" -ne 1 ] || [ -s "$work/out" ] || ! grep -q "head_dim (16)" "$work/err"; then
+  echo "expected exit 1 naming head_dim (16) for a q8_0 cache of head_dim 16; got $rc:" >&2
+  cat "$work/out" "$work/err" >&2
+  exit 1
+fi
 echo "bench: ok"

@@ -4,6 +4,9 @@
 // ones. GFLOP/s counts causal-useful FLOPs (see bench/bench_mha.cpp); peak_rss_mib is the
 // process's resident high-water mark over the timed forwards (VmHWM, reset before them on
 // Linux), so it includes x, y, the packed weights and the library's scratch.
+// With --kv-dtype, every forward is a prefill through a KV cache of that type (reset before
+// each one): the keys and values are encoded into the cache and the attention reads them as
+// stored, so the timing includes the cache's encode and, for a stored type, its dequantizing.
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -22,6 +25,7 @@
 #include "cli.hpp"
 #include "common.hpp"
 #include "simdattn/attention.hpp"
+#include "simdattn/kv_cache.hpp"
 #include "simdattn/runtime.hpp"
 #include "simdattn/tensor.hpp"
 
@@ -46,6 +50,8 @@ int bench_mha_command(Args& args) {
   const std::int64_t repeats = args.take_int("repeats", 5, 1, 1000000);
   const bool json = args.take_flag("json");
   const DType weight_type = resolve_weight_dtype(take_weight_dtype(args, "f32"), nullptr);
+  const std::optional<std::string> kv_flag = args.take_optional_string("kv-dtype");
+  const DType kv_type = kv_flag ? parse_kv_dtype(*kv_flag) : DType::f32;
   apply_runtime_flags(args);
   args.finish();
   if (d_model % heads != 0)
@@ -62,8 +68,15 @@ int bench_mha_command(Args& args) {
   const Tensor x({batch, tokens, d_model}, std::move(xv));
   ForwardOptions options;
   options.backend = backend;
+  std::optional<KVCache> cache;
+  if (kv_flag) cache.emplace(mha, batch, tokens, false, kv_type);
+  auto forward = [&]() {
+    if (!cache) return mha.forward(x, options);
+    cache->reset();
+    return mha.forward(x, *cache, options);
+  };
 
-  { Tensor warm = mha.forward(x, options); }
+  { Tensor warm = forward(); }
   const std::optional<double> peak_before = measure_fma_peak_gflops();
   const double rss_before = status_mib("VmRSS:");
   {
@@ -74,7 +87,7 @@ int bench_mha_command(Args& args) {
   for (std::int64_t i = 0; i < repeats; ++i) {
     const double c0 = process_cpu_seconds();
     const auto t0 = std::chrono::steady_clock::now();
-    Tensor y = mha.forward(x, options);
+    Tensor y = forward();
     const auto t1 = std::chrono::steady_clock::now();
     cpu.push_back(process_cpu_seconds() - c0);
     wall.push_back(std::chrono::duration<double>(t1 - t0).count());
@@ -98,6 +111,8 @@ int bench_mha_command(Args& args) {
     j["threads"] = num_threads();
     j["weight_dtype"] = dtype_name(weight_type);
     j["weight_bytes"] = mha.weight_bytes();
+    j["kv_dtype"] = cache ? nlohmann::json(dtype_name(cache->kv_type())) : nlohmann::json(nullptr);
+    j["kv_bytes"] = cache ? nlohmann::json(cache->bytes()) : nlohmann::json(nullptr);
     j["repeats"] = repeats;
     j["median_s"] = med;
     j["min_s"] = *std::min_element(wall.begin(), wall.end());
@@ -108,12 +123,17 @@ int bench_mha_command(Args& args) {
     add_peak_fields(j, fma);
     std::cout << j.dump() << "\n";
   } else {
+    const std::string through =
+        cache ? std::string(" through a ") + dtype_name(cache->kv_type()) + " KV cache (" +
+                    std::to_string(cache->bytes()) + " bytes)"
+              : std::string();
     std::printf("MultiHeadAttention forward B=%lld T=%lld d=%lld heads=%lld backend=%s isa=%s "
-                "threads=%d weights=%s (%.1f MB)\n",
+                "threads=%d weights=%s (%.1f MB)%s\n",
                 static_cast<long long>(batch), static_cast<long long>(tokens),
                 static_cast<long long>(d_model), static_cast<long long>(heads),
                 backend_name(backend), isa_name(active_isa()), num_threads(),
-                dtype_name(weight_type), 1e-6 * static_cast<double>(mha.weight_bytes()));
+                dtype_name(weight_type), 1e-6 * static_cast<double>(mha.weight_bytes()),
+                through.c_str());
     std::printf("median %.6f s over %lld runs (min %.6f s): %.2f GFLOP/s (causal-useful)%s; "
                 "process CPU %.6f s; peak RSS %.1f MiB\n",
                 med, static_cast<long long>(repeats), *std::min_element(wall.begin(), wall.end()),
@@ -125,6 +145,7 @@ int bench_mha_command(Args& args) {
 const bool registered = register_command(
     {"bench mha",
      "bench mha --batch B --tokens T --d-model D --heads H [--weight-dtype f32|f16|bf16|q8_0] "
+     "[--kv-dtype f32|f16|bf16|q8_0 (each forward a prefill through a KV cache of that type)] "
      "[--isa I] [--threads N] "
      "[--backend fast|reference] [--repeats R] [--json]",
      bench_mha_command});

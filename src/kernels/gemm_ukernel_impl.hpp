@@ -271,10 +271,10 @@ void gemm_small_m_f32(std::int64_t m, std::int64_t k, const float* a, std::int64
   // falls back to single panels. One pass streams its chunk once: any size does.
   constexpr std::int64_t kWidestPass = gemm_small_m_panels<Arch>(1);
   const std::int64_t fit = (std::int64_t{128} << 10) / (k * PW * 4);
-  const std::int64_t kChunkPanels =
+  const std::int64_t chunk_panels =
       passes == 1 ? 8 : (fit < kWidestPass ? kWidestPass : (fit > 8 ? 8 : fit));
-  for (std::int64_t p0 = 0; p0 < panels; p0 += kChunkPanels) {
-    const std::int64_t n_chunk = n - p0 * PW < kChunkPanels * PW ? n - p0 * PW : kChunkPanels * PW;
+  for (std::int64_t p0 = 0; p0 < panels; p0 += chunk_panels) {
+    const std::int64_t n_chunk = n - p0 * PW < chunk_panels * PW ? n - p0 * PW : chunk_panels * PW;
     GemmEpilogue ep = epilogue;
     if (ep.bias != nullptr) ep.bias += p0 * PW;
     ep.prefetch = nullptr;
@@ -285,11 +285,11 @@ void gemm_small_m_f32(std::int64_t m, std::int64_t k, const float* a, std::int64
     // next task's B). One line per 64-byte panel row.
     const float* hint = nullptr;
     std::int64_t hint_lines = 0;
-    if (p0 + kChunkPanels < panels) {
+    if (p0 + chunk_panels < panels) {
       if (passes > 1) {
-        hint = b_packed + (p0 + kChunkPanels) * b_panel_stride;
-        const std::int64_t next = panels - p0 - kChunkPanels;
-        hint_lines = (next < kChunkPanels ? next : kChunkPanels) * k;
+        hint = b_packed + (p0 + chunk_panels) * b_panel_stride;
+        const std::int64_t next = panels - p0 - chunk_panels;
+        hint_lines = (next < chunk_panels ? next : chunk_panels) * k;
       }
     } else {
       hint = epilogue.prefetch;

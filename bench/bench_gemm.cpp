@@ -42,6 +42,8 @@
 #if defined(__x86_64__)
 // bench/peak_fma_avx2.cpp, compiled with -mavx2 -mfma: `iterations` x 12 independent ymm FMAs.
 float simdattn_bench_peak_fma_avx2(long long iterations);
+// bench/peak_fma_avx512.cpp, compiled with -mavx512f: `iterations` x 16 independent zmm FMAs.
+float simdattn_bench_peak_fma_avx512(long long iterations);
 #endif
 
 namespace {
@@ -226,16 +228,26 @@ void BM_GemmOneDnn(benchmark::State& state, const Shape& s) {
 #endif
 
 #if defined(__x86_64__)
-// The one-thread FMA peak of this machine (AVX2: 8 lanes x 2 FLOPs x FMA pipes x clock): the
-// ceiling the microkernel is judged against, measured in the same run because the clock of a
-// shared VM drifts.
-void BM_GemmPeakFmaAvx2OneThread(benchmark::State& state) {
+// The one-thread FMA peak of this machine (lanes x 2 FLOPs x FMA pipes x clock, at the vector
+// width of AVX2 or AVX-512): the ceiling the microkernel of that ISA is judged against,
+// measured in the same run because the clock of a shared VM drifts.
+struct PeakLoop {
+  float (*fn)(long long);
+  int chains, lanes;
+  const char* label;
+};
+constexpr PeakLoop kPeakAvx2{&simdattn_bench_peak_fma_avx2, 12, 8,
+                             "12 independent ymm FMA chains, 1 thread"};
+constexpr PeakLoop kPeakAvx512{&simdattn_bench_peak_fma_avx512, 16, 16,
+                               "16 independent zmm FMA chains, 1 thread"};
+
+void BM_GemmPeakFmaOneThread(benchmark::State& state, PeakLoop loop) {
   constexpr long long kIters = 1 << 22;
-  for (auto _ : state) benchmark::DoNotOptimize(simdattn_bench_peak_fma_avx2(kIters));
-  state.counters["FLOP/s"] = benchmark::Counter(double(kIters) * 12 * 8 * 2,
+  for (auto _ : state) benchmark::DoNotOptimize(loop.fn(kIters));
+  state.counters["FLOP/s"] = benchmark::Counter(double(kIters) * loop.chains * loop.lanes * 2,
                                                 benchmark::Counter::kIsIterationInvariantRate,
                                                 benchmark::Counter::kIs1000);
-  state.SetLabel("12 independent ymm FMA chains, 1 thread");
+  state.SetLabel(loop.label);
 }
 #endif
 
@@ -249,7 +261,11 @@ int register_all() {
   };
 #if defined(__x86_64__)
   if (simdattn::isa_usable(simdattn::Isa::avx2))
-    benchmark::RegisterBenchmark("Gemm/peak_fma_avx2", BM_GemmPeakFmaAvx2OneThread)
+    benchmark::RegisterBenchmark("Gemm/peak_fma_avx2", BM_GemmPeakFmaOneThread, kPeakAvx2)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  if (simdattn::isa_usable(simdattn::Isa::avx512))
+    benchmark::RegisterBenchmark("Gemm/peak_fma_avx512", BM_GemmPeakFmaOneThread, kPeakAvx512)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
 #endif

@@ -37,6 +37,30 @@ SIMDATTN_API int num_threads();
 /// n >= 1 sets the count (clamped); n == 0 restores the default. Negative n throws.
 SIMDATTN_API void set_num_threads(int n);
 
+/// The data caches this process read at start-up (bytes one core sees; Linux sysfs, else
+/// sysconf, else typical sizes: `source` is "sysfs", "sysconf" or "default").
+struct CacheInfo {
+  long long l1d_bytes;
+  long long l2_bytes;
+  long long l3_bytes;
+  const char* source;
+};
+SIMDATTN_API CacheInfo cache_info();
+
+/// The packed GEMM's register tile (mr x nr) and blocking on an ISA: A blocks of mc rows, depth
+/// slices of at most kc, task blocks of at most nc columns. mc and kc follow from the L2 size in
+/// cache_info(), so they can differ between machines, and with them the order in which a
+/// GEMM's depth is summed (never between thread counts or runs). Throws Error(unsupported)
+/// if the ISA is not usable here.
+struct GemmBlockingInfo {
+  int mr;
+  int nr;
+  long long mc;
+  long long kc;
+  long long nc;
+};
+SIMDATTN_API GemmBlockingInfo gemm_blocking(Isa isa);
+
 /// The version of the library actually linked (SIMDATTN_VERSION_* give the headers' version);
 /// `string` is "major.minor.patch" and lives for the whole program.
 struct Version {

@@ -4,6 +4,7 @@
 #include "dispatch/kernel_table.hpp"
 
 #include "common/validate.hpp"
+#include "dispatch/cache_info.hpp"
 #include "kernels/attention_decode.hpp"
 #include "kernels/attention_flash.hpp"
 #include "kernels/dequant.hpp"
@@ -13,37 +14,20 @@
 namespace simdattn::detail {
 namespace {
 
-// GEMM blocking (why these values):
-// - AVX2 (6 x 16 tile): kc = 1024, mc = 96. A depth slice covers the whole K of the attention
-//   projections (768) and of 1024^3, so each C tile is loaded and stored once instead of once
-//   per slice, and the packed 96 x kc A block (<= 384 KiB; 288 KiB at K = 768) stays in L2
-//   (512 KiB per Zen 3 core) together with the kc x 16 B micro-panel (<= 64 KiB, streamed from
-//   L2; the microkernel prefetches the next one, see gemm.cpp). The 6 x kc A micro-panel
-//   (<= 24 KiB) stays in L1. mc was flat from 24 to 96 on large M; on short prompts (M = 128)
-//   96-132 beat 48 by ~5% (fewer passes of B from L3), so 96.
-//   Measured on the 2-vCPU Zen 3 box, 1 thread, against the FMA peak in the same process,
-//   medians of 5-15 interleaved rounds: 8192x2304x768 0.87-0.88 of peak with BLIS's Zen 3
-//   values (mc 144, kc 256) vs 0.90-0.92 with kc = K and mc 24-72 (flat in mc);
-//   512x2304x768 0.85 vs 0.89; 2048x768x768 0.86 vs 0.90; 1024^3 0.84 vs 0.90 (kc 1024; kc 512
-//   0.88); 8192x768x3072 0.87 vs 0.89. (Before the microkernel took over the B prefetch, a
-//   full-K slice lost ~9%: the driver's prefetch burst then stalled more per call.)
-// - SSE2 (3 x 16) keeps BLIS's values: mc 144, kc 256 (the sweep above was flat on it within
-//   noise); NEON likewise, untuned.
-// - nc: columns of the task block; the kc x nc slice of packed B lives in L3. Tasks narrower
-//   than N also exist for load balance when M is small (see the driver).
-// The AVX-512 values are a starting point (14 x 32 tile: a 192 x 32 x 4 B = 24 KiB B
-// micro-panel in a 32/48 KiB L1, a 168 x 192 A block in a 1-2 MiB L2); no AVX-512 machine was
-// available to tune them.
+// GEMM blocking: mc and kc come from the L2 size read at run time (gemm_blocking_for_l2 in
+// cache_info.cpp, which records the measurements behind the rule). nc, the columns of a task
+// block, is fixed: B's kc x nc slice is streamed once per row block, and the mc floor of the
+// rule keeps that traffic small even when the L3 holds none of it. Narrower tasks also exist
+// for load balance when M is small (see the driver).
 constexpr std::int64_t kNcDefault = 4080;
 
-/// What differs per ISA besides the instantiations: kernel names and the GEMM blocking. The
-/// tiles themselves come from the kernels (GemmTile, flash_tile_shape).
+/// What differs per ISA besides the instantiations: kernel names. The tiles come from the
+/// kernels (GemmTile, flash_tile_shape), the GEMM blocking from the caches.
 template <class Arch>
 struct IsaTraits;
 template <>
 struct IsaTraits<ArchSse2> {
   static constexpr Isa isa = Isa::sse2;
-  static constexpr std::int64_t mc = 144, kc = 256;
   static constexpr const char* gemm = "f32_gemm_3x16__sse2";
   static constexpr const char* gemm_small_m = "f32_gemm_smallm__sse2";
   static constexpr const char* flash = "f32_flash_attention_4x12__sse2";
@@ -55,7 +39,6 @@ struct IsaTraits<ArchSse2> {
 template <>
 struct IsaTraits<ArchAvx2> {
   static constexpr Isa isa = Isa::avx2;
-  static constexpr std::int64_t mc = 96, kc = 1024;
   static constexpr const char* gemm = "f32_gemm_6x16__avx2";
   static constexpr const char* gemm_small_m = "f32_gemm_smallm__avx2";
   static constexpr const char* flash = "f32_flash_attention_4x24__avx2";
@@ -67,7 +50,6 @@ struct IsaTraits<ArchAvx2> {
 template <>
 struct IsaTraits<ArchAvx512> {
   static constexpr Isa isa = Isa::avx512;
-  static constexpr std::int64_t mc = 168, kc = 192;
   static constexpr const char* gemm = "f32_gemm_14x32__avx512";
   static constexpr const char* gemm_small_m = "f32_gemm_smallm__avx512";
   static constexpr const char* flash = "f32_flash_attention_4x48__avx512";
@@ -80,7 +62,6 @@ struct IsaTraits<ArchAvx512> {
 template <>
 struct IsaTraits<ArchNeon64> {
   static constexpr Isa isa = Isa::neon;
-  static constexpr std::int64_t mc = 144, kc = 256;
   static constexpr const char* gemm = "f32_gemm_6x16__neon64";
   static constexpr const char* gemm_small_m = "f32_gemm_smallm__neon64";
   static constexpr const char* flash = "f32_flash_attention_4x12__neon64";
@@ -95,10 +76,10 @@ template <class Arch>
 KernelTable make_table() {
   using T = IsaTraits<Arch>;
   constexpr int mr = GemmTile<Arch>::mr, nr = GemmTile<Arch>::nr;
-  static_assert(T::mc % mr == 0, "mc holds whole register tiles");
   KernelTable t;
   t.isa = T::isa;
-  t.gemm = {T::gemm, &gemm_ukernel_f32<Arch, mr, nr>, mr, nr, T::mc, T::kc, kNcDefault};
+  const GemmBlocking blocking = gemm_blocking_for_l2(mr, nr, host_cache_sizes().l2);
+  t.gemm = {T::gemm, &gemm_ukernel_f32<Arch, mr, nr>, mr, nr, blocking.mc, blocking.kc, kNcDefault};
   t.gemm_small_m = {T::gemm_small_m, &gemm_small_m_f32<Arch, mr>, kGemmSmallMaxM};
   t.flash = {T::flash, &flash_pack_queries<Arch>, &flash_attention_block<Arch>,
              &flash_attention_finish<Arch>, flash_tile_shape<Arch>()};
@@ -162,11 +143,27 @@ const KernelTable& kernels() { return kernels_for(active_isa()); }
 std::vector<GemmMicrokernel> gemm_ukernel_variants(Isa isa) {
   std::vector<GemmMicrokernel> out{kernels_for(isa).gemm};
 #if defined(SIMDATTN_COMPILED_AVX2)
-  if (isa == Isa::avx2)
-    out.push_back({"f32_gemm_3x32__avx2", &gemm_ukernel_f32<ArchAvx2, 3, 32>, 3, 32, 96,
-                   256, kNcDefault});
+  if (isa == Isa::avx2) {
+    const GemmBlocking b = gemm_blocking_for_l2(3, 32, host_cache_sizes().l2);
+    out.push_back({"f32_gemm_3x32__avx2", &gemm_ukernel_f32<ArchAvx2, 3, 32>, 3, 32, b.mc, b.kc,
+                   kNcDefault});
+  }
 #endif
   return out;
 }
 
 }  // namespace simdattn::detail
+
+namespace simdattn {
+
+CacheInfo cache_info() {
+  const detail::CacheSizes& c = detail::host_cache_sizes();
+  return {c.l1d, c.l2, c.l3, c.source};
+}
+
+GemmBlockingInfo gemm_blocking(Isa isa) {
+  const detail::GemmMicrokernel& g = detail::kernels_for(isa).gemm;
+  return {g.mr, g.nr, g.mc, g.kc, g.nc};
+}
+
+}  // namespace simdattn

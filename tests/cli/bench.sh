@@ -10,6 +10,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 "$simdattn" bench gemm --m 37 --n 50 --k 29 --repeats 3 --threads 1 --json > "$work/gemm.json"
+"$simdattn" bench gemm --m 9 --n 20 --k 30 --repeats 1 --threads 1 --isa sse2 --json \
+  > "$work/gemm_sse2.json" 2>/dev/null || echo '{"skip": true}' > "$work/gemm_sse2.json"
 "$simdattn" bench mha --batch 2 --tokens 40 --d-model 48 --heads 3 --repeats 2 --json > "$work/mha.json"
 "$simdattn" bench mha --batch 1 --tokens 9 --d-model 16 --heads 2 --repeats 1 \
   --backend reference --json > "$work/mha_ref.json"
@@ -36,7 +38,19 @@ def check(name, flops, extra):
                             j["gflops"] / (j["peak_gflops_per_core"] * j["threads"]),
                             rel_tol=1e-9), j
     return j
-check("gemm", 2.0 * 37 * 50 * 29, ["m", "n", "k", "prepacked", "weight_gbytes_per_s"])
+j = check("gemm", 2.0 * 37 * 50 * 29, ["m", "n", "k", "prepacked", "weight_gbytes_per_s",
+                                       "gemm_blocking", "caches"])
+# The blocking the GEMM runs with, derived from the caches read at start-up.
+blk, caches = j["gemm_blocking"], j["caches"]
+assert blk["mr"] >= 1 and blk["nr"] >= 1 and blk["mc"] % blk["mr"] == 0 and blk["mc"] >= 96, j
+assert 128 <= blk["kc"] <= 1024 and blk["kc"] % 16 == 0 and blk["nc"] >= blk["nr"], j
+assert caches["source"] in ("sysfs", "sysconf", "default") and caches["l2_bytes"] > 0, j
+# The FMA peak is that of the active ISA: none for sse2 (no FMA), whatever else the CPU has.
+with open(f"{work}/gemm_sse2.json") as f:
+    j = json.load(f)
+if "skip" not in j:
+    assert j["isa"] == "sse2" and j["peak_gflops_per_core"] is None, j
+    assert j["fraction_of_peak"] is None, j
 b, t, d, h = 2, 40, 48, 3
 mha_flops = 2*b*t*d*3*d + 4*b*h*(d/h)*t*(t+1)/2 + 2*b*t*d*d
 j = check("mha", mha_flops, ["batch", "tokens", "d_model", "heads", "backend", "peak_rss_mib"])

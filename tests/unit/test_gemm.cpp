@@ -117,8 +117,12 @@ TEST_P(GemmIsaTest, SgemmRandomShapes) {
   ASSERT_TRUE(GemmTester().m(1000).n(33).k(65).bias(true).test_sgemm());
   ASSERT_TRUE(GemmTester().m(17).n(1000).k(129).trans(Transpose::yes).beta(1).test_sgemm());
   ASSERT_TRUE(GemmTester().m(31).n(47).k(1000).beta(-1).test_sgemm());
-  // Several kc slices (k > kc) with odd m and n edges.
-  ASSERT_TRUE(GemmTester().m(129).n(257).k(600).alpha(-1.25f).beta(0.5f).bias(true).test_sgemm());
+  // Several kc slices and row blocks of this machine's blocking (read from the caches at run
+  // time), with odd m and n edges.
+  const detail::GemmMicrokernel& uk = detail::kernels_for(GetParam()).gemm;
+  ASSERT_TRUE(GemmTester().m(129).n(257).k(uk.kc + uk.kc / 3 + 1).alpha(-1.25f).beta(0.5f)
+                  .bias(true).test_sgemm());
+  ASSERT_TRUE(GemmTester().m(uk.mc + uk.mr + 1).n(65).k(2 * uk.kc + 3).beta(1).test_sgemm());
 }
 
 // --- Epilogue -----------------------------------------------------------------------------

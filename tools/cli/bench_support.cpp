@@ -12,9 +12,11 @@
 #include "simdattn/runtime.hpp"
 
 #if defined(SIMDATTN_CLI_PEAK_AVX2)
-// bench/peak_fma_avx2.cpp, compiled with -mavx2 -mfma into this tool (tools/CMakeLists.txt):
-// `iterations` x 12 independent ymm FMAs. Called only when the CPU has AVX2+FMA.
+// bench/peak_fma_avx2.cpp and bench/peak_fma_avx512.cpp, compiled with -mavx2 -mfma and
+// -mavx512f into this tool (tools/CMakeLists.txt): `iterations` x 12 independent ymm / 16
+// independent zmm FMAs. Each is called only when the CPU runs that ISA.
 float simdattn_bench_peak_fma_avx2(long long iterations);
+float simdattn_bench_peak_fma_avx512(long long iterations);
 #endif
 
 namespace simdattn::cli {
@@ -38,17 +40,28 @@ double median(std::vector<double> v) { return quantile(std::move(v), 0.5); }
 
 std::optional<double> measure_fma_peak_gflops(int samples) {
 #if defined(SIMDATTN_CLI_PEAK_AVX2)
-  if (!isa_usable(Isa::avx2)) return std::nullopt;  // usable avx2 means AVX2 and FMA
-  constexpr long long kIters = 1 << 20;               // ~2 ms per call at 100 GFLOP/s
-  constexpr double kFlopsPerIter = 12.0 * 8.0 * 2.0;
+  // The peak of the ISA the kernels run on: its vector width is the GEMM's ceiling.
+  const Isa isa = active_isa();
+  float (*loop)(long long) = nullptr;
+  double flops_per_iter = 0.0;
+  if (isa == Isa::avx512) {
+    loop = &simdattn_bench_peak_fma_avx512;
+    flops_per_iter = 16.0 * 16.0 * 2.0;
+  } else if (isa == Isa::avx2) {  // usable avx2 means AVX2 and FMA
+    loop = &simdattn_bench_peak_fma_avx2;
+    flops_per_iter = 12.0 * 8.0 * 2.0;
+  } else {
+    return std::nullopt;
+  }
+  constexpr long long kIters = 1 << 20;  // ~2 ms per call at 100 GFLOP/s
   std::vector<double> rates;
   volatile float sink = 0.0f;
   for (int s = 0; s < samples; ++s) {
     const auto t0 = std::chrono::steady_clock::now();
-    for (int r = 0; r < 10; ++r) sink = sink + simdattn_bench_peak_fma_avx2(kIters);
+    for (int r = 0; r < 10; ++r) sink = sink + loop(kIters);
     const double dt =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    rates.push_back(10.0 * double(kIters) * kFlopsPerIter / dt * 1e-9);
+    rates.push_back(10.0 * double(kIters) * flops_per_iter / dt * 1e-9);
   }
   return median(rates);
 #else

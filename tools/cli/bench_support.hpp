@@ -17,9 +17,9 @@ double process_cpu_seconds();
 double quantile(std::vector<double> v, double q);
 double median(std::vector<double> v);  ///< quantile(v, 0.5)
 
-/// One core's AVX2+FMA peak in GFLOP/s (12 independent ymm FMA chains), measured now: the
-/// median of `samples` runs of ~20 ms. nullopt where the build is not x86-64 or the CPU lacks
-/// AVX2+FMA.
+/// One core's FMA peak in GFLOP/s at the active ISA's vector width (avx2: 12 independent ymm
+/// FMA chains; avx512: 16 independent zmm chains), measured now: the median of `samples` runs
+/// of ~20 ms. nullopt where the build is not x86-64 or the active ISA is neither.
 std::optional<double> measure_fma_peak_gflops(int samples = 5);
 
 /// Peak samples taken before and after the timed runs; adds to `j` (and returns for printing)

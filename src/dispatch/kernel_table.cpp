@@ -80,7 +80,7 @@ KernelTable make_table() {
   t.isa = T::isa;
   const GemmBlocking blocking = gemm_blocking_for_l2(mr, nr, host_cache_sizes().l2);
   t.gemm = {T::gemm, &gemm_ukernel_f32<Arch, mr, nr>, mr, nr, blocking.mc, blocking.kc, kNcDefault};
-  t.gemm_small_m = {T::gemm_small_m, &gemm_small_m_f32<Arch, mr>, kGemmSmallMaxM};
+  t.gemm_small_m = {T::gemm_small_m, &gemm_small_m_f32<Arch, mr>, GemmTile<Arch>::small_m_max};
   t.flash = {T::flash, &flash_pack_queries<Arch>, &flash_attention_block<Arch>,
              &flash_attention_finish<Arch>, flash_tile_shape<Arch>()};
   t.softmax = {T::softmax, &causal_softmax_rows<Arch>, &exp_f32<Arch>};

@@ -327,8 +327,8 @@ void gemm_small_m_stored(std::int64_t m, std::int64_t k, const float* a, std::in
                          float* c, std::int64_t ldc, const GemmEpilogue& epilogue) {
   // The f32 small-M kernel's structure (gemm_small_m_f32): panel chunks outer, row passes of
   // at most MAX_ROWS inner, so a chunk is cache-hot for the second pass.
-  constexpr int MAX_ROWS = MR < kGemmSmallMaxM ? MR : kGemmSmallMaxM;
-  assert(m >= 1 && m <= kGemmSmallMaxM && k >= 1 && n >= 1);
+  constexpr int MAX_ROWS = GemmTile<Arch>::small_m_rows;
+  assert(m >= 1 && m <= GemmTile<Arch>::small_m_max && k >= 1 && n >= 1);
   assert(S != WeightStorage::q8_0 || k % kQ8Block == 0);
   constexpr std::int64_t PW = kGemmPanelWidth;
   constexpr std::int64_t kChunkPanels = 8;

@@ -20,18 +20,26 @@ namespace simdattn::detail {
 //   neon64  6 x 16: 24 q accumulators + 4 B + 1 broadcast = 29 of 32.
 template <class Arch>
 struct GemmTile;
+//
+// The small-M (decode) kernels: small_m_max is the largest m they take (above it the packed,
+// blocked path wins, or the driver runs row chunks), small_m_rows the rows one pass keeps in
+// registers over its panels (more rows take several passes over a cache-hot panel group).
+//   sse2/avx2/neon64: m <= 8 in passes of mr rows.
+//   avx512: m <= 16 in one pass of up to 16 rows over one 16-lane panel: 16 accumulators + B +
+//           broadcasts fit 32 zmm, so a 16-sequence decode step streams each weight once
+//           (two 8-row passes re-read every panel group from L2 and ran at ~0.6x the stream).
 template <>
-struct GemmTile<ArchSse2> { static constexpr int mr = 3, nr = 16; };
+struct GemmTile<ArchSse2> { static constexpr int mr = 3, nr = 16, small_m_max = 8, small_m_rows = 3; };
 template <>
-struct GemmTile<ArchAvx2> { static constexpr int mr = 6, nr = 16; };
+struct GemmTile<ArchAvx2> { static constexpr int mr = 6, nr = 16, small_m_max = 8, small_m_rows = 6; };
 template <>
-struct GemmTile<ArchAvx512> { static constexpr int mr = 14, nr = 32; };
+struct GemmTile<ArchAvx512> {
+  static constexpr int mr = 14, nr = 32, small_m_max = 16, small_m_rows = 16;
+};
 #if defined(SIMDATTN_COMPILED_NEON64)
 template <>
-struct GemmTile<ArchNeon64> { static constexpr int mr = 6, nr = 16; };
+struct GemmTile<ArchNeon64> { static constexpr int mr = 6, nr = 16, small_m_max = 8, small_m_rows = 6; };
 #endif
-/// Largest m the small-M (decode) kernels accept; above it the packed, blocked path wins.
-inline constexpr int kGemmSmallMaxM = 8;
 
 /// f32_gemm_<MR>x<NR>__<arch>: see GemmUkernelFn for the contract.
 template <class Arch, int MR, int NR>
@@ -39,8 +47,9 @@ void gemm_ukernel_f32(std::int64_t kc, const float* a_packed, const float* b_pac
                       std::int64_t b_panel_stride, float* c, std::int64_t ldc,
                       std::int64_t m_valid, std::int64_t n_valid, const GemmEpilogue& epilogue);
 
-/// f32_gemm_smallm__<arch>: see GemmSmallMFn for the contract (m <= min(MR, kGemmSmallMaxM)
-/// rows per pass, several passes over an L1/L2-resident panel group for larger m).
+/// f32_gemm_smallm__<arch>: see GemmSmallMFn for the contract (m <= GemmTile::small_m_max;
+/// GemmTile::small_m_rows rows per pass, several passes over an L1/L2-resident panel group for
+/// larger m).
 template <class Arch, int MR>
 void gemm_small_m_f32(std::int64_t m, std::int64_t k, const float* a, std::int64_t lda,
                       const float* b_packed, std::int64_t b_panel_stride, std::int64_t n,

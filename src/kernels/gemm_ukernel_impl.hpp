@@ -259,8 +259,8 @@ void gemm_small_m_f32(std::int64_t m, std::int64_t k, const float* a, std::int64
                       float* c, std::int64_t ldc, const GemmEpilogue& epilogue) {
   // Passes of at most MAX_ROWS rows; for m > MAX_ROWS the later passes re-read the panel
   // group from L1/L2, not memory: B is streamed from memory once.
-  constexpr int MAX_ROWS = MR < kGemmSmallMaxM ? MR : kGemmSmallMaxM;
-  assert(m >= 1 && m <= kGemmSmallMaxM && k >= 1 && n >= 1);
+  constexpr int MAX_ROWS = GemmTile<Arch>::small_m_rows;
+  assert(m >= 1 && m <= GemmTile<Arch>::small_m_max && k >= 1 && n >= 1);
   // Process the panel groups in the outer loop and the row passes inside, so a group is hot
   // in cache when the second pass over it starts.
   constexpr std::int64_t PW = kGemmPanelWidth;

@@ -5,11 +5,14 @@
 // - 2-vCPU Zen 3, 512 KiB L2, AVX2 6 x 16: the hand-tuned values were mc 96, kc 1024, i.e.
 //   the A block plus the B micro-panels fill the whole L2; on the K = 768 shapes the slice is
 //   768 deep. With neighbours busy the packed GEMM fell to 65% of peak while oneDNN held 90%.
-//   The rule keeps a quarter of L2 free (mc 96, kc 768 there: the same at K = 768).
+//   The rule keeps a quarter of L2 free (mc 96, kc 768 there: the same at K = 768; at
+//   K = 1024 it gives two 512-deep slices, which measured 0.88 of peak there against 0.90 for
+//   one 1024-deep slice).
 // - 2-vCPU Xeon with AVX-512 (2 MiB L2, 48 KiB L1d), 14 x 32: the old fixed values (mc 168,
-//   kc 192, so that B's micro-panel sat in L1) ran at 0.89-0.91x oneDNN; a deep slice (kc 768
-//   to 1024) at 0.97-1.06x, flat in mc from 84 to 308. The L2 streams both operands fast
-//   enough; what costs is loading and storing C once per depth slice.
+//   kc 192, so that B's micro-panel sat in L1) ran at 0.84-0.91x oneDNN's speed on QKV and
+//   0.87-0.89x on out_proj; a deep slice (kc 768 to 1024) at 0.97-1.07x, flat in mc from 84 to
+//   308 (README, SGEMM). The L2 streams both operands fast enough; what costs is loading and
+//   storing C once per depth slice.
 #include "dispatch/cache_info.hpp"
 
 #include <unistd.h>

@@ -37,8 +37,10 @@ SIMDATTN_API int num_threads();
 /// n >= 1 sets the count (clamped); n == 0 restores the default. Negative n throws.
 SIMDATTN_API void set_num_threads(int n);
 
-/// The data caches this process read at start-up (bytes one core sees; Linux sysfs, else
-/// sysconf, else typical sizes: `source` is "sysfs", "sysconf" or "default").
+/// The data caches of this machine, read once, at first use (bytes; L1d and L2 as one core
+/// sees them, L3 the size of the cache cpu0 shares). They come from Linux sysfs, else from
+/// sysconf (`source` says which: "sysfs" or "sysconf"), and a level neither gives gets a
+/// typical size (32 KiB, 512 KiB, 8 MiB; `source` is "default" when nothing was found).
 struct CacheInfo {
   long long l1d_bytes;
   long long l2_bytes;

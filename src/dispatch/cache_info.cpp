@@ -10,8 +10,9 @@
 //   one 1024-deep slice).
 // - 2-vCPU Xeon with AVX-512 (2 MiB L2, 48 KiB L1d), 14 x 32: the old fixed values (mc 168,
 //   kc 192, so that B's micro-panel sat in L1) ran at 0.84-0.91x oneDNN's speed on QKV and
-//   0.87-0.89x on out_proj; a deep slice (kc 768 to 1024) at 0.97-1.07x, flat in mc from 84 to
-//   308 (README, SGEMM). The L2 streams both operands fast enough; what costs is loading and
+//   0.87-0.89x on out_proj; a deep slice (kc 768 to 1024) at 0.97-1.07x with the machine quiet,
+//   flat in mc from 84 to 308 (README, SGEMM; with the L3 thrashed by a neighbour, QKV stays
+//   ahead and out_proj falls to 0.88-0.98x). The L2 streams both operands fast enough; what costs is loading and
 //   storing C once per depth slice.
 #include "dispatch/cache_info.hpp"
 
@@ -20,6 +21,7 @@
 #include <algorithm>
 #include <cctype>
 #include <fstream>
+#include <limits>
 
 namespace simdattn::detail {
 namespace {
@@ -45,7 +47,8 @@ std::int64_t parse_size(const std::string& text) {
     }
   }
   while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
-  return i == text.size() ? v * unit : 0;
+  if (i != text.size() || v > std::numeric_limits<std::int64_t>::max() / unit) return 0;
+  return v * unit;
 }
 
 bool read_line(const std::string& path, std::string& out) {

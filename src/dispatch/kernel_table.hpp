@@ -26,7 +26,7 @@ struct GemmMicrokernel {
   int mr = 0;                  ///< rows of the register tile
   int nr = 0;                  ///< columns of the register tile (a multiple of the panel width)
   std::int64_t mc = 0;         ///< rows of A packed per block (multiple of mr): the L2 block
-  std::int64_t kc = 0;         ///< depth per block (which cache each block targets: kernel_table.cpp)
+  std::int64_t kc = 0;         ///< depth per block (from the L2 size: cache_info.cpp says why)
   std::int64_t nc = 0;         ///< columns per task block (at most; whole nr tiles): the L3 block of B
 };
 

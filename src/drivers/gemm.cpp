@@ -53,7 +53,7 @@ class BorrowedWorkspace {
 };
 
 // Depth slices: ceil(K / kc) equal slices rather than full kc slices plus a thin remainder
-// (K = 768 with kc = 256 is 3 x 256; K = 257 is 129 + 128, not 256 + 1), so no slice pays the
+// (K = 1024 with kc = 768 is 2 x 512; K = 257 with kc 256 is 129 + 128, not 256 + 1), so no slice pays the
 // fixed cost of loading and storing C for a handful of FMAs. Depends only on K and the kernel.
 std::int64_t depth_step(std::int64_t k, std::int64_t kc) {
   return ceil_div(k, ceil_div(k, kc));

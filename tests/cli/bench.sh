@@ -10,8 +10,12 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 "$simdattn" bench gemm --m 37 --n 50 --k 29 --repeats 3 --threads 1 --json > "$work/gemm.json"
-"$simdattn" bench gemm --m 9 --n 20 --k 30 --repeats 1 --threads 1 --isa sse2 --json \
-  > "$work/gemm_sse2.json" 2>/dev/null || echo '{"skip": true}' > "$work/gemm_sse2.json"
+if [ "$(uname -m)" = x86_64 ]; then
+  "$simdattn" bench gemm --m 9 --n 20 --k 30 --repeats 1 --threads 1 --isa sse2 --json \
+    > "$work/gemm_sse2.json"
+else
+  echo '{"skip": true}' > "$work/gemm_sse2.json"
+fi
 "$simdattn" bench mha --batch 2 --tokens 40 --d-model 48 --heads 3 --repeats 2 --json > "$work/mha.json"
 "$simdattn" bench mha --batch 1 --tokens 9 --d-model 16 --heads 2 --repeats 1 \
   --backend reference --json > "$work/mha_ref.json"

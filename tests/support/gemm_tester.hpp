@@ -109,7 +109,7 @@ class GemmTester {
     return check(p, std::string("sgemm on ") + isa_name(active_isa()));
   }
 
-  /// PackedMatrix + sgemm_packed on the active ISA (small-M path for m <= 8).
+  /// PackedMatrix + sgemm_packed on the active ISA (small-M path up to the kernel's max_m).
   ::testing::AssertionResult test_packed() const {
     Problem p = make_problem();
     const PackedMatrix packed(p.b.data(), ldb_eff(), trans_, k_, n_, storage_);

@@ -1,6 +1,7 @@
 // tests/unit/test_cache_info.cpp — cache sizes read at run time (from a fake sysfs tree, and
 // from this machine) and the GEMM blocking derived from them.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -26,8 +27,8 @@ class FakeSysfs : public ::testing::Test {
  protected:
   void SetUp() override {
     root_ = fs::temp_directory_path() /
-            ("simdattn_cache_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-             "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+            ("simdattn_cache_" + std::to_string(::getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root_);
     fs::create_directories(root_);
   }
@@ -66,6 +67,8 @@ TEST_F(FakeSysfs, UnitsAndMalformedSizes) {
   index(2, "3", "Unified", "K");
   EXPECT_EQ(read().l3, 0);
   index(2, "3", "Unified", "99999999999999999999K");
+  EXPECT_EQ(read().l3, 0);
+  index(2, "3", "Unified", "9999999999999G");  // fits in 64 bits as digits, not as bytes
   EXPECT_EQ(read().l3, 0);
 }
 

@@ -228,11 +228,11 @@ TEST_P(StoredWeightsIsa, Q8DequantizerMatchesTheStoredValues) {
 }
 
 // The product against stored weights: the reference on the stored values holds it to the
-// derived bound (tests/support/gemm_tester.hpp), on both paths (small-M for m <= 8, blocked
-// above), around the tile edges, with beta and bias, both layouts of B.
+// derived bound (tests/support/gemm_tester.hpp), on both paths (small-M up to max_m: 8, or 16
+// on AVX-512; blocked above), around the tile edges, with beta and bias, both layouts of B.
 TEST_P(StoredWeightsIsa, ProductsMatchTheReferenceOnTheStoredValues) {
   for (DType t : kStored)
-    for (std::int64_t m : {1, 2, 5, 8, 9, 15, 100})
+    for (std::int64_t m : {1, 2, 5, 8, 9, 15, 16, 17, 100})
       for (std::int64_t n : {1, 16, 17, 33, 70})
         for (std::int64_t k : {32, 64, 160})
           for (Transpose tr : {Transpose::no, Transpose::yes}) {

@@ -209,10 +209,11 @@ TEST_P(GemmIsaTest, BitwiseIdenticalForAnyThreadCount) {
   if (hw < 4)
     std::printf("[   INFO   ] %d hardware thread(s): requests for 2 and 4 threads run on %d and %d\n",
                 hw, std::min(hw, 2), std::min(hw, 4));
+  const std::int64_t above_small_m = detail::kernels_for(GetParam()).gemm_small_m.max_m + 1;
   for (const GemmTester& g :
        {GemmTester().m(200).n(300).k(2100).beta(1).bias(true),  // blocked, several kc slices
         GemmTester().m(3).n(1000).k(200).bias(true),             // small-M
-        GemmTester().m(9).n(65).k(33).trans(Transpose::yes)}) {  // just above small-M
+        GemmTester().m(above_small_m).n(65).k(33).trans(Transpose::yes)}) {  // just above it
     for (bool packed : {false, true}) {
       set_num_threads(1);
       const std::vector<float> one = g.output_sgemm(packed);

@@ -429,7 +429,7 @@ TEST_P(Llama, BatchedDecodeMatchesTheReferenceAndTheSingleSequencePath) {
 INSTANTIATE_TEST_SUITE_P(Isas, Llama, ::testing::ValuesIn(all_isa_threads()), isa_threads_name);
 
 // Batch invariance does not depend on the thread count either: the same batch at 1 and N
-// threads gives the same bits (with N above the small-M kernel's max_m rows, the blocked GEMM path).
+// threads gives the same bits (N above the small-M kernel's max_m rows: row chunks of it).
 TEST(LlamaBatch, SameBitsAtOneAndManyThreads) {
   LlamaCase c;
   c.heads = 8;

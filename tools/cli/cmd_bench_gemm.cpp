@@ -2,7 +2,7 @@
 // weight W [N, K] prepacked once (as the modules do), on the chosen ISA and thread count: one
 // warm-up, then the median of R timed runs.
 //
-// For small M (the decode case) one weight would stay in the last-level cache between runs and
+// For small M (the decode case, M <= 16) one weight would stay in the last-level cache between runs and
 // flatter the result, so the weight is rotated through enough prepacked copies (>= 96 MiB in
 // all) that every run streams its weight from memory; --rotate overrides the count.
 #include <nlohmann/json.hpp>
@@ -52,7 +52,7 @@ int bench_gemm_command(Args& args) {
   }
   const std::int64_t rotate =
       rotate_flag ? *rotate_flag
-                  : (m <= 8 ? std::max<std::int64_t>(
+                  : (m <= 16 ? std::max<std::int64_t>(
                                   1, static_cast<std::int64_t>(std::ceil(96.0 * (1 << 20) / weight_bytes)))
                             : 1);
 

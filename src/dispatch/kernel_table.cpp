@@ -80,7 +80,7 @@ KernelTable make_table() {
   t.isa = T::isa;
   const GemmBlocking blocking = gemm_blocking_for_l2(mr, nr, host_cache_sizes().l2);
   t.gemm = {T::gemm, &gemm_ukernel_f32<Arch, mr, nr>, mr, nr, blocking.mc, blocking.kc, kNcDefault};
-  t.gemm_small_m = {T::gemm_small_m, &gemm_small_m_f32<Arch, mr>, GemmTile<Arch>::small_m_max};
+  t.gemm_small_m = {T::gemm_small_m, &gemm_small_m_f32<Arch>, GemmTile<Arch>::small_m_max};
   t.flash = {T::flash, &flash_pack_queries<Arch>, &flash_attention_block<Arch>,
              &flash_attention_finish<Arch>, flash_tile_shape<Arch>()};
   t.softmax = {T::softmax, &causal_softmax_rows<Arch>, &exp_f32<Arch>};
@@ -95,13 +95,13 @@ KernelTable make_table() {
   t.decode.kv_dequant[static_cast<int>(kStored[2])] = &kv_dequant_rows<Arch, kStored[2]>;
   t.dequant[static_cast<int>(WeightStorage::f16)] = {
       T::dequant[0], &dequant_panels<Arch, WeightStorage::f16>,
-      &gemm_small_m_stored<Arch, mr, WeightStorage::f16>};
+      &gemm_small_m_stored<Arch, WeightStorage::f16>};
   t.dequant[static_cast<int>(WeightStorage::bf16)] = {
       T::dequant[1], &dequant_panels<Arch, WeightStorage::bf16>,
-      &gemm_small_m_stored<Arch, mr, WeightStorage::bf16>};
+      &gemm_small_m_stored<Arch, WeightStorage::bf16>};
   t.dequant[static_cast<int>(WeightStorage::q8_0)] = {
       T::dequant[2], &dequant_panels<Arch, WeightStorage::q8_0>,
-      &gemm_small_m_stored<Arch, mr, WeightStorage::q8_0>};
+      &gemm_small_m_stored<Arch, WeightStorage::q8_0>};
   return t;
 }
 

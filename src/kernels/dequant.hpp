@@ -23,14 +23,15 @@ template <class Arch, WeightStorage S>
 void dequant_panels(const unsigned char* b_panels, std::int64_t panel_bytes, std::int64_t panels,
                     std::int64_t k0, std::int64_t kc, float* dst);
 
-/// f16/bf16/q8_0_gemm_smallm__<arch>: see GemmSmallMStoredFn. MR as the f32 small-M kernel's.
-template <class Arch, int MR, WeightStorage S>
+/// f16/bf16/q8_0_gemm_smallm__<arch>: see GemmSmallMStoredFn. Row limits as the f32 small-M
+/// kernel's (GemmTile<Arch>::small_m_max / small_m_rows).
+template <class Arch, WeightStorage S>
 void gemm_small_m_stored(std::int64_t m, std::int64_t k, const float* a, std::int64_t lda,
                          const unsigned char* b_packed, std::int64_t panel_bytes, std::int64_t n,
                          float* c, std::int64_t ldc, const GemmEpilogue& epilogue);
 
 #define SIMDATTN_SMALLM_STORED_SIG(ARCH, S)                                                    \
-  void gemm_small_m_stored<ARCH, GemmTile<ARCH>::mr, S>(                                       \
+  void gemm_small_m_stored<ARCH, S>(                                                           \
       std::int64_t, std::int64_t, const float*, std::int64_t, const unsigned char*,            \
       std::int64_t, std::int64_t, float*, std::int64_t, const GemmEpilogue&)
 

@@ -321,7 +321,7 @@ inline void small_m_stored_dispatch(std::int64_t rows, std::int64_t k, const flo
 
 }  // namespace dequant_impl
 
-template <class Arch, int MR, WeightStorage S>
+template <class Arch, WeightStorage S>
 void gemm_small_m_stored(std::int64_t m, std::int64_t k, const float* a, std::int64_t lda,
                          const unsigned char* b_packed, std::int64_t panel_bytes, std::int64_t n,
                          float* c, std::int64_t ldc, const GemmEpilogue& epilogue) {

@@ -52,7 +52,7 @@ void gemm_ukernel_f32(std::int64_t kc, const float* a_packed, const float* b_pac
 /// f32_gemm_smallm__<arch>: see GemmSmallMFn for the contract (m <= GemmTile::small_m_max;
 /// GemmTile::small_m_rows rows per pass, several passes over an L1/L2-resident panel group for
 /// larger m).
-template <class Arch, int MR>
+template <class Arch>
 void gemm_small_m_f32(std::int64_t m, std::int64_t k, const float* a, std::int64_t lda,
                       const float* b_packed, std::int64_t b_panel_stride, std::int64_t n,
                       float* c, std::int64_t ldc, const GemmEpilogue& epilogue);
@@ -65,13 +65,13 @@ void gemm_small_m_f32(std::int64_t m, std::int64_t k, const float* a, std::int64
   void gemm_ukernel_f32<ARCH, MR, NR>(std::int64_t, const float*, const float*, std::int64_t, \
                                       float*, std::int64_t, std::int64_t, std::int64_t,         \
                                       const GemmEpilogue&)
-#define SIMDATTN_GEMM_SMALLM_SIG(ARCH, MR)                                                     \
-  void gemm_small_m_f32<ARCH, MR>(std::int64_t, std::int64_t, const float*, std::int64_t,     \
-                                  const float*, std::int64_t, std::int64_t, float*,           \
-                                  std::int64_t, const GemmEpilogue&)
+#define SIMDATTN_GEMM_SMALLM_SIG(ARCH)                                                         \
+  void gemm_small_m_f32<ARCH>(std::int64_t, std::int64_t, const float*, std::int64_t,         \
+                              const float*, std::int64_t, std::int64_t, float*, std::int64_t, \
+                              const GemmEpilogue&)
 #define SIMDATTN_GEMM_INSTANTIATIONS(PREFIX, ARCH)                                   \
   PREFIX SIMDATTN_GEMM_UKERNEL_SIG(ARCH, GemmTile<ARCH>::mr, GemmTile<ARCH>::nr); \
-  PREFIX SIMDATTN_GEMM_SMALLM_SIG(ARCH, GemmTile<ARCH>::mr);
+  PREFIX SIMDATTN_GEMM_SMALLM_SIG(ARCH);
 #define SIMDATTN_GEMM_EXTERN(isa, ARCH) SIMDATTN_GEMM_INSTANTIATIONS(extern template, ARCH)
 SIMDATTN_FOR_EACH_COMPILED_ISA(SIMDATTN_GEMM_EXTERN)
 #undef SIMDATTN_GEMM_EXTERN

@@ -253,7 +253,7 @@ inline void gemm_small_m_dispatch_rows(std::int64_t rows, std::int64_t k, const 
   }
 }
 
-template <class Arch, int MR>
+template <class Arch>
 void gemm_small_m_f32(std::int64_t m, std::int64_t k, const float* a, std::int64_t lda,
                       const float* b_packed, std::int64_t b_panel_stride, std::int64_t n,
                       float* c, std::int64_t ldc, const GemmEpilogue& epilogue) {

@@ -93,6 +93,8 @@ int bench_gemm_command(Args& args) {
   const double flops = 2.0 * double(m) * double(n) * double(k);
   const int threads = num_threads();
   const PeakReport fma = peak_report(peak_before, peak_after, flops / med * 1e-9, threads);
+  const GemmBlockingInfo blk = gemm_blocking(active_isa());
+  const CacheInfo caches = cache_info();
   if (json) {
     nlohmann::json j;
     j["m"] = m;
@@ -111,8 +113,6 @@ int bench_gemm_command(Args& args) {
     j["median_process_cpu_s"] = med_cpu;
     j["weight_gbytes_per_s"] = weight_bytes / med * 1e-9;
     add_peak_fields(j, fma);
-    const GemmBlockingInfo blk = gemm_blocking(active_isa());
-    const CacheInfo caches = cache_info();
     j["gemm_blocking"] = {{"mr", blk.mr}, {"nr", blk.nr}, {"mc", blk.mc}, {"kc", blk.kc},
                           {"nc", blk.nc}};
     j["caches"] = {{"l1d_bytes", caches.l1d_bytes}, {"l2_bytes", caches.l2_bytes},
@@ -123,8 +123,6 @@ int bench_gemm_command(Args& args) {
                 unpacked ? "" : "_packed", static_cast<long long>(m), static_cast<long long>(n),
                 static_cast<long long>(k), isa_name(active_isa()), threads,
                 dtype_name(weight_type), static_cast<long long>(rotate));
-    const GemmBlockingInfo blk = gemm_blocking(active_isa());
-    const CacheInfo caches = cache_info();
     std::printf("blocking: %dx%d tile, mc=%lld kc=%lld nc=%lld (L2 %lld KiB, from %s)\n", blk.mr,
                 blk.nr, blk.mc, blk.kc, blk.nc, caches.l2_bytes / 1024, caches.source);
     std::printf("median %.6f s over %lld runs (min %.6f s): %.2f GFLOP/s%s, weight %.2f GB/s; "

@@ -144,6 +144,71 @@ inline void transpose_square(xsimd::batch<float, Arch> (&rows)[W]) noexcept {
   for (int i = 0; i < W; ++i) rows[i] = xsimd::batch<float, Arch>::load_aligned(b + i * W);
 }
 
+/// Lane i of the result: the sum of the W lanes of rows[i], by one pairwise tree that is the
+/// same for every i, so a row's sum has the same bits wherever it sits among the W. A
+/// transposing reduction: about three shuffles and adds per row, where a horizontal add of
+/// each row on its own takes seven or more dependent steps.
+template <class Arch>
+inline xsimd::batch<float, Arch> lane_sums(const xsimd::batch<float, Arch>* rows) noexcept {
+  using V = xsimd::batch<float, Arch>;
+  constexpr int W = static_cast<int>(V::size);
+#if XSIMD_WITH_AVX512F
+  if constexpr (W == 16 && std::is_base_of<xsimd::avx512f, Arch>::value) {
+    // Quarters (128 bits) of rows a, b: [a0 + a2, a1 + a3, b0 + b2, b1 + b3].
+    __m512 h[8];
+    for (int i = 0; i < 8; ++i) {
+      const __m512 a = rows[2 * i], b = rows[2 * i + 1];
+      h[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                           _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+    }
+    // Quarter r of t[m]: the four partial sums of row 4m + r.
+    __m512 t[4];
+    for (int m = 0; m < 4; ++m) {
+      const __m512 x = h[2 * m], y = h[2 * m + 1];
+      t[m] = _mm512_add_ps(_mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(2, 0, 2, 0)),
+                           _mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
+    }
+    // Within each quarter r, a 4 x 4 transposing sum: lane 4r + m is row 4m + r.
+    const __m512 u01 = _mm512_add_ps(_mm512_unpacklo_ps(t[0], t[1]), _mm512_unpackhi_ps(t[0], t[1]));
+    const __m512 u23 = _mm512_add_ps(_mm512_unpacklo_ps(t[2], t[3]), _mm512_unpackhi_ps(t[2], t[3]));
+    const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(u01, u23, _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_ps(u01, u23, _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm512_permutexvar_ps(
+        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), r);
+  } else
+#endif
+#if XSIMD_WITH_AVX
+  if constexpr (W == 8 && std::is_base_of<xsimd::avx, Arch>::value) {
+    // hadd(hadd(r0, r1), hadd(r2, r3)): [r0..r3 over lanes 0-3 | r0..r3 over lanes 4-7].
+    const __m256 h0 = _mm256_hadd_ps(_mm256_hadd_ps(rows[0], rows[1]), _mm256_hadd_ps(rows[2], rows[3]));
+    const __m256 h1 = _mm256_hadd_ps(_mm256_hadd_ps(rows[4], rows[5]), _mm256_hadd_ps(rows[6], rows[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(h0, h1, 0x20), _mm256_permute2f128_ps(h0, h1, 0x31));
+  } else
+#endif
+#if XSIMD_WITH_SSE2
+  if constexpr (W == 4 && std::is_base_of<xsimd::sse2, Arch>::value) {
+    const __m128 s01 = _mm_add_ps(_mm_unpacklo_ps(rows[0], rows[1]), _mm_unpackhi_ps(rows[0], rows[1]));
+    const __m128 s23 = _mm_add_ps(_mm_unpacklo_ps(rows[2], rows[3]), _mm_unpackhi_ps(rows[2], rows[3]));
+    return _mm_add_ps(_mm_movelh_ps(s01, s23), _mm_movehl_ps(s23, s01));
+  } else
+#endif
+#if XSIMD_WITH_NEON64
+  if constexpr (W == 4 && std::is_base_of<xsimd::neon64, Arch>::value) {
+    return vpaddq_f32(vpaddq_f32(rows[0], rows[1]), vpaddq_f32(rows[2], rows[3]));
+  } else
+#endif
+  {
+    alignas(64) float lanes[W * W], sums[W];
+    for (int i = 0; i < W; ++i) rows[i].store_aligned(lanes + i * W);
+    for (int i = 0; i < W; ++i) {
+      float s = 0.0f;
+      for (int l = 0; l < W; ++l) s += lanes[i * W + l];
+      sums[i] = s;
+    }
+    return V::load_aligned(sums);
+  }
+}
+
 /// Lane i holds float(i).
 template <class Arch>
 inline xsimd::batch<float, Arch> lane_iota() noexcept {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "drivers/attention_decode.hpp"
 #include "drivers/attention_flash.hpp"
 #include "support/compare.hpp"
 #include "test_attention_fast_support.hpp"
@@ -38,6 +39,13 @@ class AttentionTester {
   /// true (default, plain forwards): the book's 0 * V for masked keys; false (KV caches): a
   /// query reads only the keys it sees.
   AttentionTester& book_masking(bool v) { book_ = v; return *this; }
+  /// Runs the decode driver (detail::decode_attention: one query row at a time, vectorised
+  /// along head_dim) instead of the flash driver; it has KV-cache semantics (book_masking off).
+  AttentionTester& decode(bool v) {
+    decode_ = v;
+    if (v) book_ = false;
+    return *this;
+  }
   /// K/V as a ring of kv_len rows whose key 0 is row `start` (a KV cache).
   AttentionTester& ring_start(std::int64_t v) { ring_start_ = v; return *this; }
   AttentionTester& scale(double v) { scale_ = v; return *this; }
@@ -60,7 +68,8 @@ class AttentionTester {
     std::ostringstream os;
     os << "B " << batch_ << " H " << heads_ << " Tq " << q_len_ << " Tkv " << kv_len_ << " hd "
        << hd_ << " causal " << causal_ << " q_offset " << q_offset_ << " pad " << pad_
-       << " dropout " << dropout_.p << " range " << range_ << " isa " << isa_name(active_isa())
+       << " dropout " << dropout_.p << " range " << range_ << (decode_ ? " decode" : "")
+       << " ring " << ring_start_ << " isa " << isa_name(active_isa())
        << " threads " << num_threads();
     return os.str();
   }
@@ -94,7 +103,10 @@ class AttentionTester {
       p.kv_ring = kv_len_;
       p.kv_ring_start = ring_start_;
     }
-    detail::flash_attention(p);
+    if (decode_)
+      detail::decode_attention(&p, 1);
+    else
+      detail::flash_attention(p);
     return out;
   }
 
@@ -172,6 +184,7 @@ class AttentionTester {
   double scale_ = 0.0;  // 0: 1/sqrt(head_dim)
   bool causal_ = true;
   bool book_ = true;
+  bool decode_ = false;
   std::int64_t ring_start_ = 0;
   float range_ = 1.0f;
   std::uint32_t seed_ = 1;
@@ -306,6 +319,57 @@ TEST_P(FastAttentionDriver, SameBitsForOneAndManyThreads) {
     const std::vector<float> many = t.run_fast();
     EXPECT_TRUE(bitwise_equal(one, many, t.describe()));
   }
+}
+
+// The decode kernel groups W keys (the vector width: 4, 8 or 16) per score reduction and has
+// unrolled variants for head dims 32, 64, 96, 128 and 256: key counts around every group edge
+// of every ISA, head dims on, beside and between those, one and two queries per problem.
+TEST_P(FastAttentionDriver, DecodeKernelAroundEveryGroupEdgeAndHeadDim) {
+  constexpr std::int64_t kDecodeHeadDims[] = {1,  3,  4,  8,  15, 16,  17,  31,  32,  33,  40,
+                                              48, 63, 64, 65, 80, 96, 127, 128, 129, 256};
+  constexpr std::int64_t kKeys[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 49, 100, 259};
+  std::uint32_t seed = 900;
+  std::int64_t idx = 0;
+  for (std::int64_t hd : kDecodeHeadDims)
+    for (std::int64_t kv : kKeys) {
+      const std::int64_t q = 1 + idx % 2, heads = 1 + idx % 3;
+      ++idx;
+      if (q > kv) continue;
+      ASSERT_TRUE(AttentionTester().decode(true).batch(1 + idx % 2).heads(heads).q_len(q)
+                      .kv_len(kv).q_offset(kv - q).head_dim(hd).pad(idx % 4 == 0 ? 3 : 0)
+                      .seed(seed++).test());
+    }
+  // Large logits, dropout, a ring that wraps inside a group, not causal.
+  for (std::int64_t hd : {64, 128, 40}) {
+    ASSERT_TRUE(AttentionTester().decode(true).heads(2).q_len(1).kv_len(130).q_offset(129)
+                    .head_dim(hd).range(10.0f).seed(seed++).test());
+    ASSERT_TRUE(AttentionTester().decode(true).heads(2).q_len(3).kv_len(70).q_offset(67)
+                    .head_dim(hd).dropout(0.4, 17).seed(seed++).test());
+    for (std::int64_t start : {1, 5, 16, 37})
+      ASSERT_TRUE(AttentionTester().decode(true).heads(1).q_len(1).kv_len(40).q_offset(39)
+                      .head_dim(hd).ring_start(start).seed(seed++).test());
+    ASSERT_TRUE(AttentionTester().decode(true).heads(2).q_len(2).kv_len(50).head_dim(hd)
+                    .causal(false).seed(seed++).test());
+  }
+}
+
+TEST_P(FastAttentionDriver, DecodeKernelNonFiniteKeysAndValues) {
+  // NaN or +inf in a key of a full group, of the tail group, and the first and last key; NaN
+  // and inf in values; a -inf key that no query can weight.
+  for (std::int64_t hd : {64, 128, 17})
+    for (std::int64_t t : {0, 3, 16, 31, 33, 34}) {
+      ASSERT_TRUE(AttentionTester().decode(true).heads(2).q_len(1).kv_len(35).q_offset(34)
+                      .head_dim(hd).poke(1, 0, 1, t, 2, kNanF).test())
+          << "NaN key " << t;
+      ASSERT_TRUE(AttentionTester().decode(true).heads(1).q_len(1).kv_len(35).q_offset(34)
+                      .head_dim(hd).poke(1, 0, 0, t, 0, kInfF).test())
+          << "inf key " << t;
+      ASSERT_TRUE(AttentionTester().decode(true).heads(1).q_len(2).kv_len(35).q_offset(33)
+                      .head_dim(hd).poke(2, 0, 0, t, hd - 1, t % 2 ? kInfF : kNanF).test())
+          << "value " << t;
+    }
+  ASSERT_TRUE(AttentionTester().decode(true).heads(1).q_len(1).kv_len(20).q_offset(19)
+                  .head_dim(64).range(1.0f).scale(1.0).poke(1, 0, 0, 17, 0, -kInfF).test());
 }
 
 INSTANTIATE_TEST_SUITE_P(Isas, FastAttentionDriver, ::testing::ValuesIn(all_isa_threads()),

@@ -392,8 +392,8 @@ constexpr DType kKvTypes[] = {DType::f16, DType::bf16, DType::q8_0};
 TEST_P(StoredWeightsIsa, StoredCacheDecodeKernelHasTheF32KernelsBitsOnDecodedRows) {
   const detail::KernelTable& t = detail::kernels_for(GetParam());
   for (DType type : kKvTypes)
-    for (std::int64_t hd : {32, 64, 96, 128, 17, 40})
-      for (std::int64_t n : {1, 7, 33, 100}) {
+    for (std::int64_t hd : {32, 64, 96, 128, 256, 17, 40})
+      for (std::int64_t n : {1, 7, 16, 33, 100}) {
         if (type == DType::q8_0 && hd % 32 != 0) continue;
         const detail::WeightStorage ws = detail::weight_storage(type);
         const std::int64_t rb = detail::kv_row_bytes(ws, hd);

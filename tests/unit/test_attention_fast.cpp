@@ -370,6 +370,18 @@ TEST_P(FastAttentionDriver, DecodeKernelNonFiniteKeysAndValues) {
     }
   ASSERT_TRUE(AttentionTester().decode(true).heads(1).q_len(1).kv_len(20).q_offset(19)
                   .head_dim(64).range(1.0f).scale(1.0).poke(1, 0, 0, 17, 0, -kInfF).test());
+  // Every score -inf (q[0] = 1 against k[j][0] = -inf) but one NaN, in a whole group of keys
+  // or in the tail: the exponentials alone would give a row of zeros, the reference NaN.
+  for (std::int64_t hd : {64, 17})
+    for (std::int64_t nan_at : {3, 18}) {
+      AttentionTester t;
+      t.decode(true).heads(1).q_len(1).kv_len(20).q_offset(19).head_dim(hd).poke(0, 0, 0, 0, 0, 1.0f);
+      for (std::int64_t j = 0; j < 20; ++j) t.poke(1, 0, 0, j, 0, -kInfF);
+      t.poke(1, 0, 0, nan_at, 1, kNanF);
+      ASSERT_TRUE(t.test()) << "NaN key " << nan_at << " among -inf scores";
+      const std::vector<float> out = t.run_fast();
+      for (std::int64_t d = 0; d < hd; ++d) ASSERT_TRUE(std::isnan(out[d])) << d;
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Isas, FastAttentionDriver, ::testing::ValuesIn(all_isa_threads()),

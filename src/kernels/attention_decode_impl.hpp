@@ -292,7 +292,7 @@ inline void attention_row_fixed(const DecodeRowArgs& a, KRows k_rows, VRows v_ro
   }
 }
 
-/// Head dims with a fixed kernel, as multiples of the vector width.
+/// Head dims with a fixed kernel, as multiples of the vector width (at most 32 vectors).
 template <class Arch, class Call>
 inline bool with_fixed_head_dim(std::int64_t hd, Call&& call) {
   constexpr std::int64_t W = static_cast<std::int64_t>(xsimd::batch<float, Arch>::size);
@@ -301,7 +301,8 @@ inline bool with_fixed_head_dim(std::int64_t hd, Call&& call) {
     case 64: if constexpr (64 % W == 0) return call(std::integral_constant<int, 64 / W>{}), true; break;
     case 96: if constexpr (96 % W == 0) return call(std::integral_constant<int, 96 / W>{}), true; break;
     case 128: return call(std::integral_constant<int, 128 / W>{}), true;
-    case 256: return call(std::integral_constant<int, 256 / W>{}), true;
+    // (256 on 4-lane ISAs, 64 vectors, would cost more compile time than it gains.)
+    case 256: if constexpr (256 / W <= 32) return call(std::integral_constant<int, 256 / W>{}), true; break;
     default: break;
   }
   return false;

@@ -322,7 +322,7 @@ TEST_P(FastAttentionDriver, SameBitsForOneAndManyThreads) {
 }
 
 // The decode kernel groups W keys (the vector width: 4, 8 or 16) per score reduction and has
-// unrolled variants for head dims 32, 64, 96, 128 and 256: key counts around every group edge
+// unrolled variants for head dims 32, 64, 96, 128 and (8 or 16 lanes) 256: key counts around every group edge
 // of every ISA, head dims on, beside and between those, one and two queries per problem.
 TEST_P(FastAttentionDriver, DecodeKernelAroundEveryGroupEdgeAndHeadDim) {
   constexpr std::int64_t kDecodeHeadDims[] = {1,  3,  4,  8,  15, 16,  17,  31,  32,  33,  40,

@@ -193,7 +193,7 @@ int register_stored_decode() {
   const std::pair<DType, DType> combos[] = {
       {DType::f32, DType::f32},   {DType::f16, DType::f16},  {DType::bf16, DType::bf16},
       {DType::q8_0, DType::q8_0}, {DType::q8_0, DType::f16}, {DType::f16, DType::f32},
-      {DType::f32, DType::f16}};
+      {DType::f32, DType::f16},   {DType::q4_0, DType::q8_0}};
   for (int threads : {1, 2})
     for (const auto& [w, kv] : combos) {
       const std::string name = std::string("BM_DecodeStep_Stored/threads:") +

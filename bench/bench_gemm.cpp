@@ -276,7 +276,8 @@ int register_all() {
       configure(benchmark::RegisterBenchmark((shape + "simdattn_" + simdattn::isa_name(isa)).c_str(),
                                              BM_GemmOurs, s, isa));
     // Stored weights on the best ISA, beside its f32 run.
-    for (simdattn::DType type : {simdattn::DType::f16, simdattn::DType::bf16, simdattn::DType::q8_0}) {
+    for (simdattn::DType type : {simdattn::DType::f16, simdattn::DType::bf16, simdattn::DType::q8_0,
+                                 simdattn::DType::q4_0}) {
       const simdattn::Isa best = simdattn::usable_isas().front();
       configure(benchmark::RegisterBenchmark(
           (shape + "simdattn_" + simdattn::isa_name(best) + "_" + simdattn::dtype_name(type)).c_str(),

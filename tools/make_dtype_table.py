@@ -7,6 +7,7 @@ and plain integer arithmetic, never with simdattn's code:
   - f32 -> bf16 (round to nearest even on the bits) for the same values,
   - GGUF Q8_0 blocks (d = amax / 127 in f32, stored as f16; id = 1 / d or 0; q = roundf(w * id),
     rounding halves away from zero) for fixed blocks,
+  - GGUF Q4_0 blocks (d = (first value of largest |w|) / -8, q = min(15, trunc(w * id + 8.5))),
 and writes them as C++ arrays to tests/unit/dtype_table.inc for tests/unit/test_dtype.cpp.
 
 Deterministic:  python3 tools/make_dtype_table.py
@@ -125,6 +126,48 @@ def q8_encode(block):
     return to_f16(d), qs
 
 
+def q4_blocks():
+    rng = Lcg(4040)
+    blocks = [[0.0] * 32, [-0.0] * 32, [1.0] + [0.0] * 31, [-3.5] + [0.25 * i for i in range(31)],
+              [f32(0.25 * (i - 16)) for i in range(32)],       # the max is the negative end
+              [f32(0.25 * (16 - i)) for i in range(32)],       # the max is positive: -3.75 gives 16 -> 15
+              [2.0, -2.0] + [f32(0.1 * i) for i in range(30)],  # equal |w|: the first one sets the sign
+              [f32(1e-6 * (i - 16)) for i in range(32)],
+              [f32(1e-9 * (i - 16)) for i in range(32)],        # scale below the smallest normal half
+              [f32(8.0 * (i - 15.5)) for i in range(32)],
+              [f32(-8.0 + 0.5 * i) for i in range(32)]]         # w * id + 8.5 lands on integers
+    for scale in (1.0, 0.02, 300.0, 1e4):
+        for _ in range(3):
+            blocks.append([f32(rng.uniform(-scale, scale)) for _ in range(32)])
+    return blocks
+
+
+def q4_encode(block):
+    """GGUF's Q4_0 in f32 steps: m = the first value of largest |w|, d = m / -8,
+    id = 1 / d or 0, q = min(15, trunc(f32(f32(w * id) + 8.5)))."""
+    amax, mx = 0.0, 0.0
+    for w in block:
+        if amax < abs(w):
+            amax, mx = abs(w), w
+    d = f32(mx / -8.0)
+    inv = f32(1.0 / d) if d != 0.0 else 0.0
+    qs = [min(15, int(math.trunc(f32(f32(w * inv) + 8.5)))) for w in block]
+    return to_f16(d), qs
+
+
+def block_table(comment, struct_name, code_type, blocks, encode):
+    """C++ lines: a struct of 32 f32 bit patterns, an f16 scale and 32 codes, and its cases."""
+    lines = ["// " + comment, "struct %s {" % struct_name, "  std::uint32_t w[32];",
+             "  std::uint16_t d;", "  %s q[32];" % code_type, "};",
+             "inline constexpr %s k%ss[] = {" % (struct_name, struct_name)]
+    for block in blocks:
+        d, qs = encode(block)
+        lines.append("    {{" + ", ".join("0x%08xu" % bits32(w) for w in block) + "},")
+        lines.append("     0x%04xu, {" % d + ", ".join(str(q) for q in qs) + "}},")
+    lines.append("};")
+    return lines
+
+
 def main():
     lines = ["// tests/unit/dtype_table.inc — written by tools/make_dtype_table.py (Python's struct 'e'",
              "// half conversion and integer bit arithmetic, not simdattn's code); do not edit.", ""]
@@ -144,18 +187,11 @@ def main():
         lines.append("    {0x%04xu, 0x%08xu}," % (h, f16_to_f32_bits(h)))
     lines.append("};")
     lines.append("")
-    lines.append("// Q8_0 blocks: 32 f32 bit patterns, the f16 scale, the 32 int8")
-    lines.append("struct Q8Case {")
-    lines.append("  std::uint32_t w[32];")
-    lines.append("  std::uint16_t d;")
-    lines.append("  std::int8_t q[32];")
-    lines.append("};")
-    lines.append("inline constexpr Q8Case kQ8Cases[] = {")
-    for block in q8_blocks():
-        d, qs = q8_encode(block)
-        lines.append("    {{" + ", ".join("0x%08xu" % bits32(w) for w in block) + "},")
-        lines.append("     0x%04xu, {" % d + ", ".join(str(q) for q in qs) + "}},")
-    lines.append("};")
+    lines += block_table("Q8_0 blocks: 32 f32 bit patterns, the f16 scale, the 32 int8",
+                         "Q8Case", "std::int8_t", q8_blocks(), q8_encode)
+    lines.append("")
+    lines += block_table("Q4_0 blocks: 32 f32 bit patterns, the f16 scale, the 32 codes "
+                         "(value = d * (q - 8))", "Q4Case", "std::uint8_t", q4_blocks(), q4_encode)
     with open(OUT, "w") as f:
         f.write("\n".join(lines) + "\n")
     print("wrote", os.path.normpath(OUT))

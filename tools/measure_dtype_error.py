@@ -76,9 +76,9 @@ def main():
     peak = max(abs(v) for v in truth)
     print('| weights | KV cache | rel. RMS error | max error / max abs |')
     print('|---|---|---|---|')
-    rows = [('f32', None), ('f16', None), ('bf16', None), ('q8_0', None),
+    rows = [('f32', None), ('f16', None), ('bf16', None), ('q8_0', None), ('q4_0', None),
             ('f32', 'f32'), ('f32', 'f16'), ('f32', 'bf16'), ('f32', 'q8_0'),
-            ('f16', 'f16'), ('q8_0', 'q8_0')]
+            ('f16', 'f16'), ('q8_0', 'q8_0'), ('q4_0', 'q8_0')]
     for w, kv in rows:
         extra = ['--weight-dtype', w]
         if kv is not None:

@@ -121,7 +121,7 @@ mutants=$(cat <<'EOF'
 @@
     p.propagate_masked_nonfinite = false;
 ===
-16|src/kernels/dequant_impl.hpp|q8_0 weight panels take the next column's scales
+16|src/kernels/dequant_impl.hpp|q8_0/q4_0 weight panels take the next column's scales
         dequant_impl::f16_row<Arch>(block, scale);
 @@
         dequant_impl::f16_row<Arch>(block + 2, scale);
@@ -155,6 +155,16 @@ mutants=$(cat <<'EOF'
       for (std::int64_t t = 0; t < seqs[i].tokens; ++t) pos[seqs[i].row + t] = seqs[i].cache.position + t;
 @@
       for (std::int64_t t = 0; t < seqs[i].tokens; ++t) pos[seqs[i].row + t] = t;
+===
+23|src/kernels/dequant_impl.hpp|q4_0 small-M GEMM multiplies a pair's odd row by the even row's input
+              acc[i][u] = gemm_madd<Arch>(V(a[i * lda + p + 1]), hi, acc[i][u]);
+@@
+              acc[i][u] = gemm_madd<Arch>(V(a[i * lda + p]), hi, acc[i][u]);
+===
+24|src/kernels/dequant_impl.hpp|q4_0 weight panels decode each row pair's rows swapped
+      ((r % 2 == 0 ? lo : hi) * V::load_aligned(scale + v * W))
+@@
+      ((r % 2 == 0 ? hi : lo) * V::load_aligned(scale + v * W))
 EOF
 )
 

@@ -102,7 +102,7 @@ class SIMDATTN_API AttentionModule {
   /// current weights, and every later load_state_dict() / init_random() packs in that type.
   /// Both backends and state_dict() then see the stored values (e.g. f16-rounded): the fast
   /// path reads them as stored and computes in f32, the reference decodes them exactly, so the
-  /// two agree to the usual tolerance. Throws Error(unsupported) for q8_0 when d_in (or, with
+  /// two agree to the usual tolerance. Throws Error(unsupported) for q8_0 or q4_0 when d_in (or, with
   /// out_proj, d_out) is not a multiple of 32, and Error(invalid_argument) when a weight does
   /// not fit the type (|w| > 65504 for f16); the module is unchanged then.
   void set_weight_storage(DType type);

@@ -37,9 +37,10 @@ class SIMDATTN_API PackedMatrix {
   /// as `storage` (simdattn/dtype.hpp; the packing never holds an f32 copy). Products read the
   /// weights as stored and compute in f32: sgemm_packed against a stored matrix gives the bits
   /// of sgemm_packed against an f32 PackedMatrix of its decoded values
-  /// (reference::stored_values). Throws Error(unsupported) for q8_0 when k is not a multiple
-  /// of 32, and Error(invalid_argument) naming the element when a finite weight does not fit
-  /// the type (|w| > 65504 for f16; a q8_0 block whose max |w| exceeds 65504 * 127).
+  /// (reference::stored_values). Throws Error(unsupported) for q8_0 and q4_0 when k is not a
+  /// multiple of 32, and Error(invalid_argument) naming the element when a finite weight does
+  /// not fit the type (|w| > 65504 for f16; a block whose max |w| exceeds 65504 * 127 for q8_0,
+  /// 65504 * 8 for q4_0).
   PackedMatrix(const float* b, std::int64_t ldb, Transpose trans, std::int64_t k, std::int64_t n,
                DType storage = DType::f32);
 
@@ -47,7 +48,8 @@ class SIMDATTN_API PackedMatrix {
   std::int64_t n() const noexcept;  ///< columns of op(B)
   DType storage() const noexcept;   ///< f32 for an empty matrix
   /// Bytes of packed weights held (panels padded to 16 columns; 0 when empty). For N a multiple
-  /// of 16, k * N * 4 (f32), k * N * 2 (f16, bf16), k * N * 34 / 32 (q8_0), plus one padding
+  /// of 16, k * N * 4 (f32), k * N * 2 (f16, bf16), k * N * 34 / 32 (q8_0), k * N * 18 / 32
+  /// (q4_0), plus one padding
   /// panel of 16 columns.
   std::int64_t resident_bytes() const noexcept;
   bool empty() const noexcept { return !data_; }

@@ -24,7 +24,8 @@ class SIMDATTN_API KVCache {
   /// kv_type stores keys and values as f32 (default), f16, bf16 or q8_0 (simdattn/dtype.hpp;
   /// q8_0 in blocks of 32 along head_dim). Attention always reads them as stored and computes
   /// in f32, on both backends, so a cached forward gives the same result for any split of a
-  /// sequence into calls. Error(unsupported) for q8_0 when head_dim % 32 != 0.
+  /// sequence into calls. Error(unsupported) for q8_0 when head_dim % 32 != 0, and for q4_0
+  /// (a weight type only).
   KVCache(const AttentionModule& module, std::int64_t batch, std::int64_t capacity = 0,
           bool sliding_window = false, DType kv_type = DType::f32);
   ~KVCache();

@@ -64,9 +64,9 @@ SIMDATTN_API simdattn_status simdattn_mha_create_gpt2(const char* checkpoint_pat
                                                       int64_t num_heads, int64_t context_length,
                                                       simdattn_mha** out);
 SIMDATTN_API void simdattn_mha_destroy(simdattn_mha* mha);
-/* How the module stores its projection weights: "f32", "f16", "bf16" or "q8_0" (biases stay
- * f32; arithmetic is f32). Repacks the current weights; SIMDATTN_ERROR_UNSUPPORTED for q8_0
- * when d_in or d_out is not a multiple of 32, SIMDATTN_ERROR_INVALID_ARGUMENT for an unknown
+/* How the module stores its projection weights: "f32", "f16", "bf16", "q8_0" or "q4_0" (biases
+ * stay f32; arithmetic is f32). Repacks the current weights; SIMDATTN_ERROR_UNSUPPORTED for
+ * q8_0 and q4_0 when d_in or d_out is not a multiple of 32, SIMDATTN_ERROR_INVALID_ARGUMENT for an unknown
  * name or a weight the type cannot hold. The module is unchanged on error. */
 SIMDATTN_API simdattn_status simdattn_mha_set_weight_storage(simdattn_mha* mha, const char* dtype);
 /* Bytes held for the weights (packed matrices plus f32 biases); 0 for NULL. */
@@ -85,7 +85,8 @@ SIMDATTN_API simdattn_status simdattn_kv_cache_create(const simdattn_mha* mha, i
                                                       int64_t capacity, int sliding_window,
                                                       simdattn_kv_cache** out);
 /* The same with keys and values stored as kv_dtype: "f32", "f16", "bf16" or "q8_0" (q8_0
- * needs head_dim % 32 == 0: SIMDATTN_ERROR_UNSUPPORTED otherwise). */
+ * needs head_dim % 32 == 0: SIMDATTN_ERROR_UNSUPPORTED otherwise, as for "q4_0", a weight
+ * type only). */
 SIMDATTN_API simdattn_status simdattn_kv_cache_create_typed(const simdattn_mha* mha,
                                                             int64_t batch, int64_t capacity,
                                                             int sliding_window,

@@ -87,7 +87,7 @@ PackedMatrix::PackedMatrix(const float* b, std::int64_t ldb, Transpose trans, st
   require_positive(who, "n", n);
   validate_b(who, trans, k, n, b, ldb);
   if (storage != DType::f32 && storage != DType::f16 && storage != DType::bf16 &&
-      storage != DType::q8_0)
+      storage != DType::q8_0 && storage != DType::q4_0)
     fail_arg(who, ": unknown storage type (", static_cast<int>(storage), ")");
   if (k % dtype_block(storage) != 0)
     detail::fail(ErrorCode::unsupported, who, ": ", dtype_name(storage),

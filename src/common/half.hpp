@@ -1,5 +1,5 @@
 // src/common/half.hpp — scalar conversions between f32 and the 16-bit storage types, and the
-// Q8_0 block encoder (simdattn/dtype.hpp). Baseline code: packing and the reference use these;
+// Q8_0 and Q4_0 block encoders (simdattn/dtype.hpp). Baseline code: packing and the reference use these;
 // the kernels decode with their own SIMD conversions, which the tests hold to these bit for bit
 // (and these to an independent table, tests/unit/dtype_table.inc).
 #pragma once
@@ -89,6 +89,39 @@ inline std::uint16_t q8_0_encode_block(const float* in, std::int64_t stride,
   const float d = amax / 127.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   for (int i = 0; i < 32; ++i) q[i] = static_cast<std::int8_t>(std::roundf(in[i * stride] * id));
+  return f32_to_f16(d);
+}
+
+/// GGUF Q4_0 of 32 values (read at in[i * stride]): the f16 scale, and 32 codes 0..15 into q
+/// (value = f16(d) * (q - 8)). m = the value of largest |w| (the first of equals), d = m / -8,
+/// id = d ? 1/d : 0, q = min(15, trunc(w * id + 8.5)) in f32 arithmetic. A NaN or Inf in the
+/// block stores a NaN scale (q = 8), as for Q8_0.
+inline std::uint16_t q4_0_encode_block(const float* in, std::int64_t stride,
+                                       std::uint8_t* q) noexcept {
+  float amax = 0.0f, max = 0.0f;
+  bool finite = true;
+  for (int i = 0; i < 32; ++i) {
+    const float w = in[i * stride];
+    if (!std::isfinite(w)) finite = false;
+    if (amax < std::fabs(w)) {
+      amax = std::fabs(w);
+      max = w;
+    }
+  }
+  if (!finite) {
+    for (int i = 0; i < 32; ++i) q[i] = 8;
+    return 0x7e00u;  // NaN
+  }
+  const float d = max / -8.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  for (int i = 0; i < 32; ++i) {
+    // w * id lies in [-8, 8] (up to rounding), so + 8.5 is positive and truncation is floor.
+    // The product is rounded on its own (volatile: no fused multiply-add, whatever the
+    // compiler's contraction default), as GGUF's reference computes it.
+    volatile float scaled = in[i * stride] * id;
+    const auto t = static_cast<int>(scaled + 8.5f);
+    q[i] = static_cast<std::uint8_t>(t < 15 ? t : 15);
+  }
   return f32_to_f16(d);
 }
 

@@ -33,8 +33,9 @@ struct IsaTraits<ArchSse2> {
   static constexpr const char* flash = "f32_flash_attention_4x12__sse2";
   static constexpr const char* softmax = "f32_causal_softmax_rows__sse2";
   static constexpr const char* decode = "f32_decode_attention_row__sse2";
-  static constexpr const char* dequant[3] = {"f16_dequant_panels__sse2", "bf16_dequant_panels__sse2",
-                                              "q8_0_dequant_panels__sse2"};
+  static constexpr const char* dequant[4] = {"f16_dequant_panels__sse2", "bf16_dequant_panels__sse2",
+                                              "q8_0_dequant_panels__sse2",
+                                              "q4_0_dequant_panels__sse2"};
 };
 template <>
 struct IsaTraits<ArchAvx2> {
@@ -44,8 +45,9 @@ struct IsaTraits<ArchAvx2> {
   static constexpr const char* flash = "f32_flash_attention_4x24__avx2";
   static constexpr const char* softmax = "f32_causal_softmax_rows__avx2";
   static constexpr const char* decode = "f32_decode_attention_row__avx2";
-  static constexpr const char* dequant[3] = {"f16_dequant_panels__avx2", "bf16_dequant_panels__avx2",
-                                              "q8_0_dequant_panels__avx2"};
+  static constexpr const char* dequant[4] = {"f16_dequant_panels__avx2", "bf16_dequant_panels__avx2",
+                                              "q8_0_dequant_panels__avx2",
+                                              "q4_0_dequant_panels__avx2"};
 };
 template <>
 struct IsaTraits<ArchAvx512> {
@@ -55,8 +57,9 @@ struct IsaTraits<ArchAvx512> {
   static constexpr const char* flash = "f32_flash_attention_4x48__avx512";
   static constexpr const char* softmax = "f32_causal_softmax_rows__avx512";
   static constexpr const char* decode = "f32_decode_attention_row__avx512";
-  static constexpr const char* dequant[3] = {"f16_dequant_panels__avx512", "bf16_dequant_panels__avx512",
-                                              "q8_0_dequant_panels__avx512"};
+  static constexpr const char* dequant[4] = {"f16_dequant_panels__avx512", "bf16_dequant_panels__avx512",
+                                              "q8_0_dequant_panels__avx512",
+                                              "q4_0_dequant_panels__avx512"};
 };
 #if defined(SIMDATTN_COMPILED_NEON64)
 template <>
@@ -67,8 +70,9 @@ struct IsaTraits<ArchNeon64> {
   static constexpr const char* flash = "f32_flash_attention_4x12__neon64";
   static constexpr const char* softmax = "f32_causal_softmax_rows__neon64";
   static constexpr const char* decode = "f32_decode_attention_row__neon64";
-  static constexpr const char* dequant[3] = {"f16_dequant_panels__neon64", "bf16_dequant_panels__neon64",
-                                              "q8_0_dequant_panels__neon64"};
+  static constexpr const char* dequant[4] = {"f16_dequant_panels__neon64", "bf16_dequant_panels__neon64",
+                                              "q8_0_dequant_panels__neon64",
+                                              "q4_0_dequant_panels__neon64"};
 };
 #endif
 
@@ -102,6 +106,9 @@ KernelTable make_table() {
   t.dequant[static_cast<int>(WeightStorage::q8_0)] = {
       T::dequant[2], &dequant_panels<Arch, WeightStorage::q8_0>,
       &gemm_small_m_stored<Arch, WeightStorage::q8_0>};
+  t.dequant[static_cast<int>(WeightStorage::q4_0)] = {
+      T::dequant[3], &dequant_panels<Arch, WeightStorage::q4_0>,
+      &gemm_small_m_stored<Arch, WeightStorage::q4_0>};
   return t;
 }
 

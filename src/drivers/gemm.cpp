@@ -205,20 +205,33 @@ namespace {
 bool encode_panel(const float* panel, std::int64_t k, WeightStorage s, unsigned char* out,
                   std::int64_t& bad_row, std::int64_t& bad_col) {
   constexpr std::int64_t PW = kGemmPanelWidth;
-  if (s == WeightStorage::q8_0) {
+  if (is_blocked(s)) {
+    const std::int64_t block_bytes = packed_panel_bytes(s, kQ8Block);
     for (std::int64_t blk = 0; blk < k / kQ8Block; ++blk) {
-      unsigned char* block = out + blk * kQ8BlockBytes;
+      unsigned char* block = out + blk * block_bytes;
+      unsigned char* codes = block + 2 * PW;
       for (std::int64_t j = 0; j < PW; ++j) {
-        std::int8_t q[kQ8Block];
-        const std::uint16_t d = q8_0_encode_block(panel + blk * kQ8Block * PW + j, PW, q);
-        if ((d & 0x7fffu) == 0x7c00u) {  // the scale overflowed f16: amax > 65504 * 127
+        const float* in = panel + blk * kQ8Block * PW + j;
+        std::uint16_t d;
+        if (s == WeightStorage::q8_0) {
+          std::int8_t q[kQ8Block];
+          d = q8_0_encode_block(in, PW, q);
+          for (std::int64_t r = 0; r < kQ8Block; ++r)
+            codes[r * PW + j] = static_cast<unsigned char>(q[r]);
+        } else {
+          std::uint8_t q[kQ8Block];
+          d = q4_0_encode_block(in, PW, q);
+          for (std::int64_t pair = 0; pair < kQ8Block / 2; ++pair)  // q - 8 in 4 bits: q ^ 8
+            codes[pair * PW + j] =
+                static_cast<unsigned char>((q[2 * pair] ^ 8) | ((q[2 * pair + 1] ^ 8) << 4));
+        }
+        // The scale overflowed f16: max |w| > 65504 * 127 (q8_0) or 65504 * 8 (q4_0).
+        if ((d & 0x7fffu) == 0x7c00u) {
           bad_row = blk * kQ8Block;
           bad_col = j;
           return false;
         }
         std::memcpy(block + 2 * j, &d, 2);
-        for (std::int64_t r = 0; r < kQ8Block; ++r)
-          block[2 * PW + r * PW + j] = static_cast<unsigned char>(q[r]);
       }
     }
     return true;
@@ -246,7 +259,7 @@ bool encode_panel(const float* panel, std::int64_t k, WeightStorage s, unsigned 
 PackedB pack_b_stored(const float* b, std::int64_t ldb, Transpose trans, std::int64_t k,
                       std::int64_t n, WeightStorage storage, AlignedFloats& dst) {
   constexpr std::int64_t PW = kGemmPanelWidth;
-  assert(storage != WeightStorage::q8_0 || k % kQ8Block == 0);
+  assert(!is_blocked(storage) || k % kQ8Block == 0);
   PackedB v;
   v.storage = storage;
   v.k = k;
@@ -277,8 +290,9 @@ PackedB pack_b_stored(const float* b, std::int64_t ldb, Transpose trans, std::in
   for (const Bad& e : bad)
     if (e.row >= 0)
       fail_arg("PackedMatrix: op(B)[", e.row, "][", e.col, "] does not fit ",
-               storage == WeightStorage::f16 ? "f16 (|w| <= 65504)"
-                                             : "q8_0 (a block's max |w| must be <= 65504 * 127)");
+               storage == WeightStorage::f16    ? "f16 (|w| <= 65504)"
+               : storage == WeightStorage::q8_0 ? "q8_0 (a block's max |w| must be <= 65504 * 127)"
+                                                : "q4_0 (a block's max |w| must be <= 65504 * 8)");
   return v;
 }
 

@@ -17,7 +17,8 @@ namespace simdattn::detail {
 inline WeightStorage weight_storage(DType t) noexcept { return static_cast<WeightStorage>(t); }
 static_assert(static_cast<int>(WeightStorage::f16) == static_cast<int>(DType::f16) &&
               static_cast<int>(WeightStorage::bf16) == static_cast<int>(DType::bf16) &&
-              static_cast<int>(WeightStorage::q8_0) == static_cast<int>(DType::q8_0));
+              static_cast<int>(WeightStorage::q8_0) == static_cast<int>(DType::q8_0) &&
+              static_cast<int>(WeightStorage::q4_0) == static_cast<int>(DType::q4_0));
 
 /// Grow-only, 64-byte aligned float storage (packed matrices and per-thread workspaces).
 class AlignedFloats {
@@ -92,8 +93,8 @@ PackedB pack_b(const float* b, std::int64_t ldb, Transpose trans, std::int64_t k
 
 /// Packs all of op(B) in storage type `storage` (never expanded to f32: each panel is packed
 /// into a per-thread f32 panel and encoded from there). Throws Error(invalid_argument) naming
-/// the element when a finite weight does not fit the type (|w| > 65504 in f16; a q8_0 block
-/// whose scale amax / 127 overflows f16). q8_0 needs k % 32 == 0 (the caller checks).
+/// the element when a finite weight does not fit the type (|w| > 65504 in f16; a q8_0 or q4_0
+/// block whose scale overflows f16). q8_0 and q4_0 need k % 32 == 0 (the caller checks).
 PackedB pack_b_stored(const float* b, std::int64_t ldb, Transpose trans, std::int64_t k,
                       std::int64_t n, WeightStorage storage, AlignedFloats& dst);
 

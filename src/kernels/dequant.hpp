@@ -1,4 +1,4 @@
-// src/kernels/dequant.hpp — the per-ISA dequantizers of packed weights (f16, bf16, q8_0 ->
+// src/kernels/dequant.hpp — the per-ISA dequantizers of packed weights (f16, bf16, q8_0, q4_0 ->
 // f32 panels; layouts in gemm_params.hpp) and their instantiations (extern template). Bodies
 // in dequant_impl.hpp, included only by src/kernels/isa/dequant_<isa>.cpp.
 //
@@ -23,7 +23,7 @@ template <class Arch, WeightStorage S>
 void dequant_panels(const unsigned char* b_panels, std::int64_t panel_bytes, std::int64_t panels,
                     std::int64_t k0, std::int64_t kc, float* dst);
 
-/// f16/bf16/q8_0_gemm_smallm__<arch>: see GemmSmallMStoredFn. Row limits as the f32 small-M
+/// f16/bf16/q8_0/q4_0_gemm_smallm__<arch>: see GemmSmallMStoredFn. Row limits as the f32 small-M
 /// kernel's (GemmTile<Arch>::small_m_max / small_m_rows).
 template <class Arch, WeightStorage S>
 void gemm_small_m_stored(std::int64_t m, std::int64_t k, const float* a, std::int64_t lda,
@@ -39,6 +39,7 @@ void gemm_small_m_stored(std::int64_t m, std::int64_t k, const float* a, std::in
   PREFIX SIMDATTN_SMALLM_STORED_SIG(ARCH, WeightStorage::f16);                              \
   PREFIX SIMDATTN_SMALLM_STORED_SIG(ARCH, WeightStorage::bf16);                             \
   PREFIX SIMDATTN_SMALLM_STORED_SIG(ARCH, WeightStorage::q8_0);                             \
+  PREFIX SIMDATTN_SMALLM_STORED_SIG(ARCH, WeightStorage::q4_0);                             \
   PREFIX void dequant_panels<ARCH, WeightStorage::f16>(const unsigned char*, std::int64_t, \
                                                        std::int64_t, std::int64_t,         \
                                                        std::int64_t, float*);              \
@@ -46,6 +47,9 @@ void gemm_small_m_stored(std::int64_t m, std::int64_t k, const float* a, std::in
                                                         std::int64_t, std::int64_t,        \
                                                         std::int64_t, float*);             \
   PREFIX void dequant_panels<ARCH, WeightStorage::q8_0>(const unsigned char*, std::int64_t, \
+                                                        std::int64_t, std::int64_t,        \
+                                                        std::int64_t, float*);             \
+  PREFIX void dequant_panels<ARCH, WeightStorage::q4_0>(const unsigned char*, std::int64_t, \
                                                         std::int64_t, std::int64_t,        \
                                                         std::int64_t, float*);
 

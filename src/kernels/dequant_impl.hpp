@@ -139,6 +139,30 @@ inline void q8_row(const unsigned char* src, const float* scale, float* dst) noe
 
 }  // namespace dequant_impl
 
+namespace dequant_impl {
+template <class Arch>
+inline void q4_codes(const unsigned char* pair, int v, xsimd::batch<float, Arch>& lo,
+                     xsimd::batch<float, Arch>& hi) noexcept;
+
+/// Rows [r0, r0 + rows) of one q4_0 block (its 16 scales at `scale`) to 16 floats each at dst.
+template <class Arch>
+inline void q4_rows(const unsigned char* block, std::int64_t r0, std::int64_t rows,
+                    const float* scale, float* dst) noexcept {
+  using V = xsimd::batch<float, Arch>;
+  constexpr int W = static_cast<int>(V::size);
+  constexpr std::int64_t PW = kGemmPanelWidth;
+  for (std::int64_t r = r0; r < r0 + rows; ++r) {
+    const unsigned char* pair = block + 2 * PW + (r / 2) * PW;
+    for (int v = 0; v < static_cast<int>(PW) / W; ++v) {
+      V lo, hi;
+      q4_codes<Arch>(pair, v, lo, hi);
+      ((r % 2 == 0 ? lo : hi) * V::load_aligned(scale + v * W))
+          .store_unaligned(dst + (r - r0) * PW + v * W);
+    }
+  }
+}
+}  // namespace dequant_impl
+
 template <class Arch, WeightStorage S>
 void dequant_panels(const unsigned char* b_panels, std::int64_t panel_bytes, std::int64_t panels,
                     std::int64_t k0, std::int64_t kc, float* dst) {
@@ -147,18 +171,23 @@ void dequant_panels(const unsigned char* b_panels, std::int64_t panel_bytes, std
   for (std::int64_t q = 0; q < panels; ++q) {
     const unsigned char* panel = b_panels + q * panel_bytes;
     float* out = dst + q * kc * PW;
-    if constexpr (S == WeightStorage::q8_0) {
+    if constexpr (is_blocked(S)) {
+      constexpr std::int64_t kBlockBytes = packed_panel_bytes(S, kQ8Block);
       std::int64_t r = 0;
       while (r < kc) {
         const std::int64_t kk = k0 + r;
         const std::int64_t in_block = kk % kQ8Block;
-        const unsigned char* block = panel + (kk / kQ8Block) * kQ8BlockBytes;
+        const unsigned char* block = panel + (kk / kQ8Block) * kBlockBytes;
         alignas(64) float scale[PW];
         dequant_impl::f16_row<Arch>(block, scale);
         const std::int64_t rows = kQ8Block - in_block < kc - r ? kQ8Block - in_block : kc - r;
-        const unsigned char* qs = block + 2 * PW + in_block * PW;
-        for (std::int64_t i = 0; i < rows; ++i)
-          dequant_impl::q8_row<Arch>(qs + i * PW, scale, out + (r + i) * PW);
+        if constexpr (S == WeightStorage::q8_0) {
+          const unsigned char* qs = block + 2 * PW + in_block * PW;
+          for (std::int64_t i = 0; i < rows; ++i)
+            dequant_impl::q8_row<Arch>(qs + i * PW, scale, out + (r + i) * PW);
+        } else {
+          dequant_impl::q4_rows<Arch>(block, in_block, rows, scale, out + r * PW);
+        }
         r += rows;
       }
     } else {
@@ -228,6 +257,42 @@ inline xsimd::batch<float, Arch> row_vector(const unsigned char* row, int v) noe
 #endif
 }
 
+/// Vector v of the two 16-wide q4_0 rows of one row pair (the 16 bytes at `pair`), before
+/// their scales: q - 8 of the even row (low nibbles) into lo, of the odd row into hi. The
+/// nibbles hold q - 8 in two's complement, so sign-extending the bytes and shifting
+/// arithmetically gives them; one widening of the bytes serves both rows.
+template <class Arch>
+inline void q4_codes(const unsigned char* pair, int v, xsimd::batch<float, Arch>& lo,
+                     xsimd::batch<float, Arch>& hi) noexcept {
+  static_assert(kGemmPanelWidth == 16, "a q4_0 row pair is 16 bytes");
+  using V = xsimd::batch<float, Arch>;
+#if SIMDATTN_DEQUANT_AVX512
+  (void)v;
+  const __m512i b = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pair)));
+  lo = V(_mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(b, 28), 28)));
+  hi = V(_mm512_cvtepi32_ps(_mm512_srai_epi32(b, 4)));
+#elif SIMDATTN_DEQUANT_AVX2
+  const __m256i b =
+      _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(pair + 8 * v)));
+  lo = V(_mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(b, 28), 28)));
+  hi = V(_mm256_cvtepi32_ps(_mm256_srai_epi32(b, 4)));
+#elif SIMDATTN_DEQUANT_NEON
+  const int8x8_t b = vld1_s8(reinterpret_cast<const std::int8_t*>(pair) + 8 * (v / 2));
+  const int16x8_t l = vmovl_s8(vshr_n_s8(vshl_n_s8(b, 4), 4)), h = vmovl_s8(vshr_n_s8(b, 4));
+  lo = V(vcvtq_f32_s32(vmovl_s16((v & 1) ? vget_high_s16(l) : vget_low_s16(l))));
+  hi = V(vcvtq_f32_s32(vmovl_s16((v & 1) ? vget_high_s16(h) : vget_low_s16(h))));
+#else
+  int four;
+  __builtin_memcpy(&four, pair + 4 * v, 4);
+  // Each byte into all four bytes of its 32-bit lane: its high nibble is then the lane's top.
+  const __m128i b8 = _mm_cvtsi32_si128(four);
+  const __m128i b16 = _mm_unpacklo_epi8(b8, b8);
+  const __m128i b = _mm_unpacklo_epi16(b16, b16);
+  lo = V(_mm_cvtepi32_ps(_mm_srai_epi32(_mm_slli_epi32(b, 4), 28)));
+  hi = V(_mm_cvtepi32_ps(_mm_srai_epi32(b, 28)));
+#endif
+}
+
 /// One small-M pass over stored B: ROWS rows x NP panels, full depth, A read in place. The same
 /// FMA chain per accumulator as gemm_accumulate (acc = a * b + acc for p = 0, 1, ...), on
 /// values equal to the decoded ones, hence the f32 kernel's bits.
@@ -262,6 +327,31 @@ inline void small_m_stored_pass(std::int64_t k, const float* a, std::int64_t lda
           SIMDATTN_UNROLL for (int v = 0; v < NV; ++v)
             acc[i][v] = gemm_madd<Arch>(ai, bv[v], acc[i][v]);
         }
+      }
+    }
+  } else if constexpr (S == WeightStorage::q4_0) {
+    for (std::int64_t blk = 0; blk < k / kQ8Block; ++blk) {
+      alignas(64) float scale[NP * PW];
+      SIMDATTN_UNROLL for (int q = 0; q < NP; ++q)
+        f16_row<Arch>(b + q * panel_bytes + blk * kQ4BlockBytes, scale + q * PW);
+      const unsigned char* pairs0 = b + blk * kQ4BlockBytes + 2 * PW;
+      for (std::int64_t pair = 0; pair < kQ8Block / 2; ++pair) {
+        const std::int64_t p = blk * kQ8Block + 2 * pair;
+        // Each accumulator takes row p (the low nibbles), then row p + 1 (the high ones): the
+        // FMA chain of f32.
+        SIMDATTN_UNROLL for (int q = 0; q < NP; ++q)
+          SIMDATTN_UNROLL for (int v = 0; v < VPP; ++v) {
+            const int u = q * VPP + v;
+            V lo, hi;
+            q4_codes<Arch>(pairs0 + q * panel_bytes + pair * PW, v, lo, hi);
+            const V d = V::load_aligned(scale + u * W);
+            lo = lo * d;  // exact: |q - 8| <= 8 times a half
+            hi = hi * d;
+            SIMDATTN_UNROLL for (int i = 0; i < ROWS; ++i) {
+              acc[i][u] = gemm_madd<Arch>(V(a[i * lda + p]), lo, acc[i][u]);
+              acc[i][u] = gemm_madd<Arch>(V(a[i * lda + p + 1]), hi, acc[i][u]);
+            }
+          }
       }
     }
   } else {
@@ -329,7 +419,7 @@ void gemm_small_m_stored(std::int64_t m, std::int64_t k, const float* a, std::in
   // at most MAX_ROWS inner, so a chunk is cache-hot for the second pass.
   constexpr int MAX_ROWS = GemmTile<Arch>::small_m_rows;
   assert(m >= 1 && m <= GemmTile<Arch>::small_m_max && k >= 1 && n >= 1);
-  assert(S != WeightStorage::q8_0 || k % kQ8Block == 0);
+  assert(!is_blocked(S) || k % kQ8Block == 0);
   constexpr std::int64_t PW = kGemmPanelWidth;
   constexpr std::int64_t kChunkPanels = 8;
   for (std::int64_t p0 = 0; p0 * PW < n; p0 += kChunkPanels) {

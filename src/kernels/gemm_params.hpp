@@ -53,14 +53,24 @@ using GemmSmallMFn = void (*)(std::int64_t m, std::int64_t k, const float* a, st
 ///   f16, bf16   row kk: 16 uint16 at panel + kk * 32 bytes
 ///   q8_0        block b = kk / 32 at panel + b * 544 bytes: 16 f16 scales (one per column),
 ///               then 32 rows of 16 int8; row kk's values at block + 32 + (kk % 32) * 16
-enum class WeightStorage : int { f32 = 0, f16 = 1, bf16 = 2, q8_0 = 3 };
-inline constexpr int kWeightStorageCount = 4;
-inline constexpr std::int64_t kQ8Block = 32;
-inline constexpr std::int64_t kQ8BlockBytes = 16 * 2 + kQ8Block * 16;  ///< per panel: 544
-/// Bytes of one packed panel of depth k (k a multiple of kQ8Block for q8_0).
+///   q4_0        block b = kk / 32 at panel + b * 288 bytes: 16 f16 scales, then 16 row pairs
+///               of 16 bytes; byte j of pair i holds column j of row 2i in its low nibble and of
+///               row 2i + 1 in its high nibble (so one 16-byte load feeds two consecutive rows),
+///               each as q - 8 in 4-bit two's complement (q ^ 8)
+enum class WeightStorage : int { f32 = 0, f16 = 1, bf16 = 2, q8_0 = 3, q4_0 = 4 };
+inline constexpr int kWeightStorageCount = 5;
+inline constexpr std::int64_t kQ8Block = 32;  ///< the block of q8_0 and q4_0
+inline constexpr std::int64_t kQ8BlockBytes = 16 * 2 + kQ8Block * 16;      ///< per panel: 544
+inline constexpr std::int64_t kQ4BlockBytes = 16 * 2 + kQ8Block * 16 / 2;  ///< per panel: 288
+/// Whether s stores blocks of kQ8Block along the depth.
+constexpr bool is_blocked(WeightStorage s) noexcept {
+  return s == WeightStorage::q8_0 || s == WeightStorage::q4_0;
+}
+/// Bytes of one packed panel of depth k (k a multiple of kQ8Block for q8_0 and q4_0).
 constexpr std::int64_t packed_panel_bytes(WeightStorage s, std::int64_t k) noexcept {
   return s == WeightStorage::f32    ? k * 16 * 4
          : s == WeightStorage::q8_0 ? (k / kQ8Block) * kQ8BlockBytes
+         : s == WeightStorage::q4_0 ? (k / kQ8Block) * kQ4BlockBytes
                                     : k * 16 * 2;
 }
 

@@ -80,13 +80,15 @@ void AttentionCore::set_weights(AttentionWeights weights) {
 }
 
 void AttentionCore::set_weight_type(DType type) {
-  if (type == DType::q8_0) {
-    if (spec_.d_in % 32 != 0)
-      fail(ErrorCode::unsupported, spec_.module_name, ": q8_0 weights need d_in (", spec_.d_in,
-           ") to be a multiple of 32");
-    if (spec_.out_proj && spec_.inner_dim() % 32 != 0)
-      fail(ErrorCode::unsupported, spec_.module_name, ": q8_0 weights need out_proj's input width (",
-           spec_.inner_dim(), ") to be a multiple of 32");
+  if (dtype_block(type) != 1) {
+    const std::int64_t block = dtype_block(type);
+    if (spec_.d_in % block != 0)
+      fail(ErrorCode::unsupported, spec_.module_name, ": ", dtype_name(type),
+           " weights need d_in (", spec_.d_in, ") to be a multiple of ", block);
+    if (spec_.out_proj && spec_.inner_dim() % block != 0)
+      fail(ErrorCode::unsupported, spec_.module_name, ": ", dtype_name(type),
+           " weights need out_proj's input width (", spec_.inner_dim(),
+           ") to be a multiple of ", block);
   }
   AttentionSpec spec = spec_;
   spec.weight_type = type;

@@ -49,7 +49,7 @@ class AttentionCore {
   const AttentionWeights& weights(AttentionWeights& scratch) const;
   /// Replaces the weights and rebuilds the fast path's packed form (in spec().weight_type).
   void set_weights(AttentionWeights weights);
-  /// Repacks the current weights in `type`. Error(unsupported) for q8_0 when d_in (or, with
+  /// Repacks the current weights in `type`. Error(unsupported) for q8_0/q4_0 when d_in (or, with
   /// out_proj, the inner width) is not a multiple of 32.
   void set_weight_type(DType type);
   std::int64_t weight_bytes() const noexcept;

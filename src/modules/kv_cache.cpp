@@ -41,6 +41,9 @@ KVCache::KVCache(const AttentionModule& module, std::int64_t batch, std::int64_t
     s.v.assign(static_cast<std::size_t>(n), 0.0f);
     return;
   }
+  if (kv_type == DType::q4_0)
+    detail::fail(ErrorCode::unsupported, who,
+                 ": q4_0 is a weight type; a cache stores f32, f16, bf16 or q8_0");
   if (kv_type != DType::f16 && kv_type != DType::bf16 && kv_type != DType::q8_0)
     detail::fail_arg(who, ": unknown kv_type (", static_cast<int>(kv_type), ")");
   if (kv_type == DType::q8_0 && spec.head_dim % 32 != 0)

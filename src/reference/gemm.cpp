@@ -75,6 +75,16 @@ std::vector<float> stored_values(const PackedMatrix& b) {
           value = detail::f16_to_f32(h) * static_cast<float>(q);  // exact: <= 18 significant bits
           break;
         }
+        case detail::WeightStorage::q4_0: {
+          const unsigned char* block = panel + (p / detail::kQ8Block) * detail::kQ4BlockBytes;
+          std::memcpy(&h, block + 2 * col, 2);
+          const std::int64_t r = p % detail::kQ8Block;
+          const unsigned byte = block[2 * pw + (r / 2) * pw + col];
+          const unsigned nibble = r % 2 == 0 ? byte & 0xfu : byte >> 4;  // q ^ 8
+          const int q = static_cast<int>(nibble ^ 8u) - 8;
+          value = detail::f16_to_f32(h) * static_cast<float>(q);  // exact: <= 15 significant bits
+          break;
+        }
       }
       out[static_cast<std::size_t>(p * n + j)] = value;
     }

@@ -23,6 +23,8 @@ fi
   --json > "$work/mha_q8.json"
 "$simdattn" bench mha --batch 1 --tokens 12 --d-model 16 --heads 2 --repeats 1 --kv-dtype f16 \
   --backend reference --json > "$work/mha_f16.json"
+"$simdattn" bench gemm --m 3 --n 40 --k 64 --repeats 1 --threads 1 --weight-dtype q4_0 --json \
+  > "$work/gemm_q4.json"
 "$python" - "$work" <<'PY'
 import json, math, sys
 work = sys.argv[1]
@@ -71,6 +73,10 @@ assert j["kv_dtype"] == "q8_0" and j["kv_bytes"] == 2 * b * h * t * (d // h // 3
 b, t, d, h = 1, 12, 16, 2
 j = check("mha_f16", 2*b*t*d*3*d + 4*b*h*(d/h)*t*(t+1)/2 + 2*b*t*d*d, ["kv_dtype", "kv_bytes"])
 assert j["kv_dtype"] == "f16" and j["kv_bytes"] == 2 * b * t * d * 2 and j["backend"] == "reference", j
+# q4_0 weights: 3 panels of 16 columns (40 padded to 48) plus one padding panel, each k / 32
+# blocks of 16 f16 scales and 32 x 16 nibbles (288 bytes).
+j = check("gemm_q4", 2.0 * 3 * 40 * 64, ["weight_dtype", "weight_bytes"])
+assert j["weight_dtype"] == "q4_0" and j["weight_bytes"] == 4 * (64 // 32) * 288, j
 PY
 
 # Text form.
@@ -97,6 +103,8 @@ expect_usage_error "divisible" bench mha --d-model 30 --heads 4 --json
 expect_usage_error "tokens" bench mha --tokens 0 --json
 expect_usage_error "backend" bench mha --backend quick --json
 expect_usage_error "kv-dtype" bench mha --kv-dtype q4 --json
+expect_usage_error "kv-dtype" bench mha --kv-dtype q4_0 --json  # a weight type only
+expect_usage_error "weight-dtype" bench gemm --m 2 --n 2 --k 2 --weight-dtype q4_1 --json
 # A cache type the shape cannot hold is the library's error: exit 1, its message, no JSON.
 set +e
 "$simdattn" bench mha --tokens 8 --d-model 32 --heads 2 --kv-dtype q8_0 --json > "$work/out" 2> "$work/err"

@@ -229,10 +229,10 @@ TEST_P(FastModules, WideHeadsAndGpt2LikeShapes) {
   ASSERT_TRUE(check_case({Kind::causal, 2, 300, 64, 1, 3, false}, 15));
 }
 
-// Weights stored as f16, bf16 or q8_0: the reference decodes the stored values exactly, the
-// fast path reads them as stored; the bound is derived from the stored values.
+// Weights stored as f16, bf16, q8_0 or q4_0: the reference decodes the stored values exactly,
+// the fast path reads them as stored; the bound is derived from the stored values.
 TEST_P(FastModules, StoredWeightsMatchTheReferenceOnTheStoredValues) {
-  for (DType t : {DType::f16, DType::bf16, DType::q8_0}) {
+  for (DType t : {DType::f16, DType::bf16, DType::q8_0, DType::q4_0}) {
     SCOPED_TRACE(dtype_name(t));
     ASSERT_TRUE(check_case({Kind::mha, 2, 70, 32, 2, 64, true}, 21, 1.0f, false, false, {}, t));
     ASSERT_TRUE(check_case({Kind::mha, 1, 33, 64, 12, 768, true}, 22, 1.0f, false, false, {}, t));

@@ -50,6 +50,7 @@ TEST(CApi, WeightStorageTypesAndBytes) {
   EXPECT_EQ(simdattn_mha_set_weight_storage(m.p, "q8_0"), SIMDATTN_ERROR_UNSUPPORTED);
   EXPECT_NE(std::string(simdattn_last_error()).find("d_in (8)"), std::string::npos);
   EXPECT_EQ(decode(m.p, "f32"), y16);
+  EXPECT_EQ(simdattn_mha_set_weight_storage(m.p, "q4_0"), SIMDATTN_ERROR_UNSUPPORTED);
   EXPECT_EQ(simdattn_mha_set_weight_storage(m.p, "q4_1"), SIMDATTN_ERROR_INVALID_ARGUMENT);
   EXPECT_EQ(simdattn_mha_set_weight_storage(nullptr, "f16"), SIMDATTN_ERROR_INVALID_ARGUMENT);
   EXPECT_EQ(simdattn_mha_weight_bytes(nullptr), 0);
@@ -69,6 +70,10 @@ TEST(CApi, TypedKvCaches) {
   simdattn_kv_cache_destroy(c16);
   simdattn_kv_cache* bad = reinterpret_cast<simdattn_kv_cache*>(1);
   EXPECT_EQ(simdattn_kv_cache_create_typed(m.p, 1, 0, 0, "q8_0", &bad), SIMDATTN_ERROR_UNSUPPORTED);
+  EXPECT_EQ(bad, nullptr);
+  bad = reinterpret_cast<simdattn_kv_cache*>(1);
+  EXPECT_EQ(simdattn_kv_cache_create_typed(m.p, 1, 0, 0, "q4_0", &bad), SIMDATTN_ERROR_UNSUPPORTED);
+  EXPECT_NE(std::string(simdattn_last_error()).find("weight type"), std::string::npos);
   EXPECT_EQ(bad, nullptr);
   EXPECT_EQ(simdattn_kv_cache_create_typed(m.p, 1, 0, 0, nullptr, &bad),
             SIMDATTN_ERROR_INVALID_ARGUMENT);

@@ -1,5 +1,5 @@
-// tests/unit/test_dtype.cpp — stored weights (f16, bf16, q8_0): the scalar conversions and the
-// Q8_0 encoder against an independent table (tools/make_dtype_table.py), every ISA's
+// tests/unit/test_dtype.cpp — stored weights (f16, bf16, q8_0, q4_0): the scalar conversions and
+// the Q8_0 and Q4_0 encoders against an independent table (tools/make_dtype_table.py), every ISA's
 // dequantizer against the scalar decode bit for bit, and sgemm_packed on stored weights
 // against the reference on the stored values (derived bound) and bitwise against the f32
 // product of the decoded matrix, on every ISA, path and thread count.
@@ -37,7 +37,8 @@ namespace {
 
 using detail::WeightStorage;
 
-constexpr DType kStored[] = {DType::f16, DType::bf16, DType::q8_0};
+constexpr DType kStored[] = {DType::f16, DType::bf16, DType::q8_0, DType::q4_0};
+bool blocked(DType t) { return dtype_block(t) != 1; }
 
 TEST(DTypeConversions, F32ToHalfTypesMatchTheIndependentTable) {
   for (const auto& row : kF32Conversions) {
@@ -76,11 +77,27 @@ TEST(DTypeConversions, Q8_0BlocksMatchGgufsAlgorithm) {
   }
 }
 
+TEST(DTypeConversions, Q4_0BlocksMatchGgufsAlgorithm) {
+  for (const auto& c : kQ4Cases) {
+    float w[32];
+    for (int i = 0; i < 32; ++i) w[i] = detail::f32_from_bits(c.w[i]);
+    std::uint8_t q[32];
+    EXPECT_EQ(detail::q4_0_encode_block(w, 1, q), c.d);
+    for (int i = 0; i < 32; ++i) EXPECT_EQ(q[i], c.q[i]) << "value " << i << " = " << w[i];
+  }
+  // The clamp at 15 and the sign of the scale: the case built for them is in the table.
+  bool clamped = false;
+  for (const auto& c : kQ4Cases)
+    for (int i = 0; i < 32; ++i) clamped = clamped || (c.q[i] == 15 && (c.d & 0x8000u) != 0);
+  EXPECT_TRUE(clamped);
+}
+
 TEST(DTypeConversions, NamesRoundTrip) {
-  for (DType t : {DType::f32, DType::f16, DType::bf16, DType::q8_0})
+  for (DType t : {DType::f32, DType::f16, DType::bf16, DType::q8_0, DType::q4_0})
     EXPECT_EQ(parse_dtype(dtype_name(t)), t);
   EXPECT_THROW(parse_dtype("q4_1"), Error);
   EXPECT_EQ(dtype_block(DType::q8_0), 32);
+  EXPECT_EQ(dtype_block(DType::q4_0), 32);
   EXPECT_EQ(dtype_block(DType::f16), 1);
 }
 
@@ -106,8 +123,9 @@ TEST(StoredWeights, ResidentBytesAreTheTypesShare) {
     const PackedMatrix p(w.data(), k, Transpose::yes, k, n, t);
     EXPECT_EQ(p.storage(), t);
     const double ratio = static_cast<double>(p.resident_bytes()) / base;
-    EXPECT_LE(ratio, t == DType::q8_0 ? 0.28 : 0.52) << dtype_name(t);
-    EXPECT_GE(ratio, t == DType::q8_0 ? 34.0 / 128.0 : 0.5) << dtype_name(t);
+    EXPECT_LE(ratio, t == DType::q8_0 ? 0.28 : t == DType::q4_0 ? 0.15 : 0.52) << dtype_name(t);
+    EXPECT_GE(ratio, t == DType::q8_0 ? 34.0 / 128.0 : t == DType::q4_0 ? 18.0 / 128.0 : 0.5)
+        << dtype_name(t);
   }
   EXPECT_EQ(PackedMatrix().resident_bytes(), 0);
 }
@@ -134,6 +152,23 @@ TEST(StoredWeights, BadShapesAndValuesAreClearErrors) {
   EXPECT_NO_THROW(PackedMatrix(big.data(), 16, Transpose::no, 32, 16, DType::q8_0));
   big[5 * 16 + 3] = 1e10f;
   EXPECT_THROW(PackedMatrix(big.data(), 16, Transpose::no, 32, 16, DType::q8_0), Error);
+  try {
+    PackedMatrix(big.data(), 16, Transpose::no, 32, 16, DType::q4_0);  // 1e10 / 8 > 65504
+    ADD_FAILURE() << "a q4_0 block of max 1e10 was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
+    EXPECT_NE(std::string(e.what()).find("[0][3]"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("q4_0"), std::string::npos) << e.what();
+  }
+  big[5 * 16 + 3] = 65504.0f * 8;  // the largest block max whose scale is a finite half
+  EXPECT_NO_THROW(PackedMatrix(big.data(), 16, Transpose::no, 32, 16, DType::q4_0));
+  try {
+    PackedMatrix(w.data(), 16, Transpose::no, 40, 16, DType::q4_0);
+    ADD_FAILURE() << "q4_0 with k = 40 was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::unsupported);
+    EXPECT_NE(std::string(e.what()).find("k (40)"), std::string::npos) << e.what();
+  }
 }
 
 TEST(StoredWeights, StoredValuesAreTheEncodedValues) {
@@ -153,6 +188,12 @@ TEST(StoredWeights, StoredValuesAreTheEncodedValues) {
           const std::int64_t k0 = kk / 32 * 32;
           const std::uint16_t d = detail::q8_0_encode_block(&w[static_cast<std::size_t>(k0 * n + j)], n, q);
           expect = detail::f16_to_f32(d) * static_cast<float>(q[kk - k0]);
+        }
+        if (t == DType::q4_0) {
+          std::uint8_t q[32];
+          const std::int64_t k0 = kk / 32 * 32;
+          const std::uint16_t d = detail::q4_0_encode_block(&w[static_cast<std::size_t>(k0 * n + j)], n, q);
+          expect = detail::f16_to_f32(d) * static_cast<float>(q[kk - k0] - 8);
         }
         ASSERT_EQ(detail::f32_bits(v[static_cast<std::size_t>(kk * n + j)]),
                   detail::f32_bits(expect))
@@ -201,17 +242,21 @@ TEST_P(StoredWeightsIsa, DequantizersDecodeEveryHalfBitForBit) {
   }
 }
 
-TEST_P(StoredWeightsIsa, Q8DequantizerMatchesTheStoredValues) {
+TEST_P(StoredWeightsIsa, BlockDequantizersMatchTheStoredValues) {
   const std::int64_t k = 96, n = 40;
   std::vector<float> w = lcg_matrix(k * n, 5, 2.0f);
   w[7 * n + 33] = std::numeric_limits<float>::quiet_NaN();  // one block of column 33 is NaN
   w[50 * n + 2] = 1e-30f;
   for (std::int64_t kk = 64; kk < 96; ++kk) w[kk * n + 9] = 0.0f;  // an all-zero block
-  const PackedMatrix p(w.data(), n, Transpose::no, k, n, DType::q8_0);
+  for (DType t : {DType::q8_0, DType::q4_0}) {
+  SCOPED_TRACE(dtype_name(t));
+  const PackedMatrix p(w.data(), n, Transpose::no, k, n, t);
   const std::vector<float> v = reference::stored_values(p);
   const detail::PackedB& b = p.packed().view;
-  const auto fn = detail::kernels_for(GetParam()).dequant[static_cast<int>(WeightStorage::q8_0)].fn;
-  for (const auto& slice : {std::pair<std::int64_t, std::int64_t>{0, k}, {5, 40}, {31, 2}, {64, 32}}) {
+  const auto fn = detail::kernels_for(GetParam()).dequant[static_cast<int>(t)].fn;
+  // Slices starting on even and odd rows (q4_0 stores rows in pairs), inside and across blocks.
+  for (const auto& slice : {std::pair<std::int64_t, std::int64_t>{0, k}, {5, 40}, {31, 2}, {64, 32},
+                            {1, 1}, {2, 3}, {33, 30}}) {
     const std::int64_t panels = (n + 15) / 16;
     std::vector<float> out(static_cast<std::size_t>(panels * slice.second * 16));
     fn(b.bytes, b.panel_bytes, panels, slice.first, slice.second, out.data());
@@ -225,6 +270,7 @@ TEST_P(StoredWeightsIsa, Q8DequantizerMatchesTheStoredValues) {
   }
   for (std::int64_t kk = 0; kk < 32; ++kk) EXPECT_TRUE(std::isnan(v[kk * n + 33]));
   EXPECT_FALSE(std::isnan(v[40 * n + 33]));
+  }
 }
 
 // The product against stored weights: the reference on the stored values holds it to the
@@ -268,7 +314,7 @@ TEST_P(StoredWeightsIsa, BitsAreTheF32ProductOfTheDecodedWeightsForAnyThreadCoun
 }
 
 // A non-finite weight poisons exactly the outputs that read it: column j for f16/bf16 (as in
-// f32), and for q8_0 the column of its block, which reads NaN for all 32 rows of the block.
+// f32), and for q8_0/q4_0 the column of its block, which reads NaN for all 32 rows of the block.
 TEST_P(StoredWeightsIsa, NonFiniteWeightsPoisonTheirColumnOnly) {
   const std::int64_t k = 64, n = 40;
   for (DType t : kStored)
@@ -283,7 +329,7 @@ TEST_P(StoredWeightsIsa, NonFiniteWeightsPoisonTheirColumnOnly) {
       for (std::int64_t i = 0; i < m; ++i)
         for (std::int64_t j = 0; j < n; ++j) {
           const float x = c[static_cast<std::size_t>(i * n + j)];
-          if (j == 17 || (j == 30 && t == DType::q8_0))
+          if (j == 17 || (j == 30 && blocked(t)))
             EXPECT_TRUE(std::isnan(x)) << dtype_name(t) << " C[" << i << "][" << j << "] = " << x;
           else if (j == 30)
             EXPECT_TRUE(std::isinf(x) || std::isnan(x)) << dtype_name(t) << " C[" << i << "][30]";
@@ -313,7 +359,7 @@ TEST(StoredWeightModules, StateDictHoldsTheStoredValuesAndBytesShrink) {
     mha.set_weight_storage(t);
     EXPECT_EQ(mha.weight_storage(), t);
     const double ratio = static_cast<double>(mha.weight_bytes()) / static_cast<double>(f32_bytes);
-    EXPECT_LE(ratio, t == DType::q8_0 ? 0.28 : 0.52) << dtype_name(t);
+    EXPECT_LE(ratio, t == DType::q8_0 ? 0.28 : t == DType::q4_0 ? 0.15 : 0.52) << dtype_name(t);
     const TensorMap stored = mha.state_dict();
     const Tensor& w = f32_state.at("W_query.weight");
     const Tensor& ws = stored.at("W_query.weight");
@@ -321,7 +367,7 @@ TEST(StoredWeightModules, StateDictHoldsTheStoredValuesAndBytesShrink) {
       float want = w[i];
       if (t == DType::f16) want = detail::f16_to_f32(detail::f32_to_f16(w[i]));
       if (t == DType::bf16) want = detail::bf16_to_f32(detail::f32_to_bf16(w[i]));
-      if (t != DType::q8_0) {
+      if (!blocked(t)) {
         ASSERT_EQ(ws[i], want) << dtype_name(t) << " element " << i;
       }
     }
@@ -334,6 +380,17 @@ TEST(StoredWeightModules, StateDictHoldsTheStoredValuesAndBytesShrink) {
         for (int i = 0; i < 32; ++i)
           ASSERT_LE(std::fabs(ws[blk * 32 + i] - w[blk * 32 + i]),
                     (0.5f + 127.0f / 2048.0f) * amax / 127.0f);
+      }
+    // q4_0: value = f16(d) * (q - 8) with d = m / -8, |d| = amax / 8: off by <= |d| / 2 from
+    // truncating w / d + 8.5, plus |q - 8| <= 8 times f16's rounding of d (<= |d| * 2^-11),
+    // except where the clamp at 15 moves the value of -m (w / d = 8) to 7 d: off by |d|.
+    if (t == DType::q4_0)
+      for (std::int64_t blk = 0; blk < 768 / 32; ++blk) {
+        float amax = 0.0f;
+        for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(w[blk * 32 + i]));
+        const float d = amax / 8.0f;
+        for (int i = 0; i < 32; ++i)
+          ASSERT_LE(std::fabs(ws[blk * 32 + i] - w[blk * 32 + i]), (1.0f + 8.0f / 2048.0f) * d * 1.0001f);
       }
     EXPECT_EQ(stored.at("W_query.bias")[5], f32_state.at("W_query.bias")[5]);  // biases stay f32
   }

@@ -136,7 +136,7 @@ int bench_gemm_command(Args& args) {
 
 const bool registered = register_command(
     {"bench gemm",
-     "bench gemm --m M --n N --k K [--weight-dtype f32|f16|bf16|q8_0] [--isa I] [--threads N] "
+     "bench gemm --m M --n N --k K [--weight-dtype f32|f16|bf16|q8_0|q4_0] [--isa I] [--threads N] "
      "[--repeats R] [--rotate W] [--unpacked] [--json]",
      bench_gemm_command});
 

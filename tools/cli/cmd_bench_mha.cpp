@@ -144,7 +144,7 @@ int bench_mha_command(Args& args) {
 
 const bool registered = register_command(
     {"bench mha",
-     "bench mha --batch B --tokens T --d-model D --heads H [--weight-dtype f32|f16|bf16|q8_0] "
+     "bench mha --batch B --tokens T --d-model D --heads H [--weight-dtype f32|f16|bf16|q8_0|q4_0] "
      "[--kv-dtype f32|f16|bf16|q8_0 (each forward a prefill through a KV cache of that type)] "
      "[--isa I] [--threads N] "
      "[--backend fast|reference] [--repeats R] [--json]",

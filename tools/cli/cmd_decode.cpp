@@ -365,7 +365,7 @@ const bool registered = register_command(
      "[--d-model D]) [--batch B | --sequences N (N sequences, own caches, prompts 64 .. P)] "
      "[--num-kv-heads G] [--head-dim D] [--rope halves|interleaved|none] [--rope-theta T] "
      "(any of these: LlamaAttention layers) [--layers L] [--seed S] "
-     "[--weight-dtype f32|f16|bf16|q8_0|auto] [--kv-dtype f32|f16|bf16|q8_0] "
+     "[--weight-dtype f32|f16|bf16|q8_0|q4_0|auto] [--kv-dtype f32|f16|bf16|q8_0] "
      "[--backend fast|reference] [--isa I] [--threads N] [--json]",
      decode_command});
 

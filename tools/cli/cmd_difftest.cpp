@@ -215,7 +215,8 @@ Case draw_case(std::uint64_t seed, const std::vector<ModuleKind>& modules, bool 
   if (m.kind != ModuleKind::simple && rng.chance(0.2)) {
     const bool blocks = m.d_in % 32 == 0 && (m.kind != ModuleKind::mha || m.d_out % 32 == 0) &&
                         (m.kind != ModuleKind::llama || (m.num_heads * m.head_dim) % 32 == 0);
-    c.weight_type = rng.pick(blocks ? std::vector<DType>{DType::f16, DType::bf16, DType::q8_0}
+    c.weight_type = rng.pick(blocks ? std::vector<DType>{DType::f16, DType::bf16, DType::q8_0,
+                                                         DType::q4_0}
                                     : std::vector<DType>{DType::f16, DType::bf16});
   }
   // Stored KV caches for a third of the cached cases with moderate logits (q8_0 where head_dim
@@ -229,13 +230,13 @@ Case draw_case(std::uint64_t seed, const std::vector<ModuleKind>& modules, bool 
     const std::int64_t heads = m.kind == ModuleKind::mha ? m.num_heads : 1;
     if (c.kv_type == DType::q8_0 && m.kind == ModuleKind::llama && m.head_dim % 32 != 0) {
       m.head_dim = rng.pick(std::vector<std::int64_t>{32, 64});
-      if (c.weight_type == DType::q8_0 && (m.num_heads * m.head_dim) % 32 != 0)
+      if (dtype_block(c.weight_type) != 1 && (m.num_heads * m.head_dim) % 32 != 0)
         c.weight_type = DType::f16;
     } else if (c.kv_type == DType::q8_0 && m.kind != ModuleKind::llama &&
                (m.d_out / heads) % 32 != 0) {
       // q8_0 stores whole blocks of 32 along head_dim: give the case one or two blocks.
       m.d_out = rng.pick(std::vector<std::int64_t>{32, 64}) * heads;
-      if (c.weight_type == DType::q8_0 && m.kind == ModuleKind::mha && m.d_out % 32 != 0)
+      if (dtype_block(c.weight_type) != 1 && m.kind == ModuleKind::mha && m.d_out % 32 != 0)
         c.weight_type = DType::f16;
     }
   }

@@ -297,7 +297,7 @@ const bool registered = register_command(
      "[--d-in N] [--d-out N] [--context-length N (default T)] [--qkv-bias] "
      "[--dropout P [--train [--seed S]]] [--prefill P (causal: P prompt tokens through a KV "
      "cache, then one at a time, or C at a time with --chunk C; writes y only)] [--gpt2-layer N (mha: --weights is a GPT-2 "
-     "checkpoint)] [--weight-dtype f32|f16|bf16|q8_0|auto (default auto: the weights file's "
+     "checkpoint)] [--weight-dtype f32|f16|bf16|q8_0|q4_0|auto (default auto: the weights file's "
      "type)] [--kv-dtype f32|f16|bf16|q8_0 (with --prefill)] [--lengths L1,L2,... (causal: "
      "sequence b is x[b, :L_b], each through its own KV cache in one batched call per step; y's "
      "rows past L_b are 0)] [--backend fast|reference] [--isa I] [--threads N]\n"

@@ -306,7 +306,7 @@ std::string take_weight_dtype(Args& args, const std::string& fallback) {
   try {
     (void)parse_dtype(v);
   } catch (const Error&) {
-    throw UsageError{"--weight-dtype: expected f32, f16, bf16, q8_0 or auto, got '" + v + "'"};
+    throw UsageError{"--weight-dtype: expected f32, f16, bf16, q8_0, q4_0 or auto, got '" + v + "'"};
   }
   return v;
 }
@@ -317,11 +317,14 @@ DType resolve_weight_dtype(const std::string& choice, const std::string* weights
 }
 
 DType parse_kv_dtype(const std::string& value) {
+  DType t = DType::q4_0;  // a weight type only: refused below like an unknown name
   try {
-    return parse_dtype(value);
+    t = parse_dtype(value);
   } catch (const Error&) {
-    throw UsageError{"--kv-dtype: expected f32, f16, bf16 or q8_0, got '" + value + "'"};
   }
+  if (t == DType::q4_0)
+    throw UsageError{"--kv-dtype: expected f32, f16, bf16 or q8_0, got '" + value + "'"};
+  return t;
 }
 
 }  // namespace simdattn::cli

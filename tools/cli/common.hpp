@@ -96,7 +96,7 @@ Tensor load_input_tensor(const std::string& path, const std::string& name = "x")
 /// "--backend" value to a Backend; UsageError on anything else.
 Backend parse_backend_flag(const std::string& value);
 
-/// --weight-dtype f32|f16|bf16|q8_0|auto (default `fallback`), as given; UsageError otherwise.
+/// --weight-dtype f32|f16|bf16|q8_0|q4_0|auto (default `fallback`), as given; UsageError otherwise.
 std::string take_weight_dtype(Args& args, const std::string& fallback = "auto");
 /// The storage type `choice` names; `auto` is the weights file's own type
 /// (safetensors_storage: f16/bf16 checkpoints stay so) or f32 without a file.

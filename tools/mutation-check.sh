@@ -161,10 +161,10 @@ mutants=$(cat <<'EOF'
 @@
               acc[i][u] = gemm_madd<Arch>(V(a[i * lda + p]), hi, acc[i][u]);
 ===
-24|src/kernels/dequant_impl.hpp|q4_0 weight panels decode each row pair's rows swapped
-      ((r % 2 == 0 ? lo : hi) * V::load_aligned(scale + v * W))
+24|src/kernels/dequant_impl.hpp|q4_0 weight panels repeat the even row of a whole pair
+      if (both) (hi * d).store_unaligned(dst + (r + 1 - r0) * PW + v * W);
 @@
-      ((r % 2 == 0 ? hi : lo) * V::load_aligned(scale + v * W))
+      if (both) (lo * d).store_unaligned(dst + (r + 1 - r0) * PW + v * W);
 EOF
 )
 

@@ -151,14 +151,17 @@ inline void q4_rows(const unsigned char* block, std::int64_t r0, std::int64_t ro
   using V = xsimd::batch<float, Arch>;
   constexpr int W = static_cast<int>(V::size);
   constexpr std::int64_t PW = kGemmPanelWidth;
-  for (std::int64_t r = r0; r < r0 + rows; ++r) {
+  for (std::int64_t r = r0; r < r0 + rows;) {
     const unsigned char* pair = block + 2 * PW + (r / 2) * PW;
+    const bool both = r % 2 == 0 && r + 1 < r0 + rows;  // a whole pair: one decode, two rows
     for (int v = 0; v < static_cast<int>(PW) / W; ++v) {
       V lo, hi;
       q4_codes<Arch>(pair, v, lo, hi);
-      ((r % 2 == 0 ? lo : hi) * V::load_aligned(scale + v * W))
-          .store_unaligned(dst + (r - r0) * PW + v * W);
+      const V d = V::load_aligned(scale + v * W);
+      ((r % 2 == 0 ? lo : hi) * d).store_unaligned(dst + (r - r0) * PW + v * W);
+      if (both) (hi * d).store_unaligned(dst + (r + 1 - r0) * PW + v * W);
     }
+    r += both ? 2 : 1;
   }
 }
 }  // namespace dequant_impl

@@ -39,8 +39,8 @@ class SIMDATTN_API PackedMatrix {
   /// of sgemm_packed against an f32 PackedMatrix of its decoded values
   /// (reference::stored_values). Throws Error(unsupported) for q8_0 and q4_0 when k is not a
   /// multiple of 32, and Error(invalid_argument) naming the element when a finite weight does
-  /// not fit the type (|w| > 65504 for f16; a block whose max |w| exceeds 65504 * 127 for q8_0,
-  /// 65504 * 8 for q4_0).
+  /// not fit the type (|w| > 65504 for f16; a block whose scale rounds past 65504 in f16: max
+  /// |w| above about 65504 * 127 for q8_0, 65504 * 8 for q4_0).
   PackedMatrix(const float* b, std::int64_t ldb, Transpose trans, std::int64_t k, std::int64_t n,
                DType storage = DType::f32);
 

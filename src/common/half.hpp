@@ -70,6 +70,14 @@ inline std::uint16_t f32_to_bf16(float x) noexcept {
   return static_cast<std::uint16_t>((u + round) >> 16);
 }
 
+/// 1 / d, or 0 where that is not finite: d = 0 (GGUF's rule), or |d| < 2^-128, where 1 / d
+/// overflows and w / d would be Inf or NaN, whose conversion to an integer is undefined. Such a
+/// block's scale is 0 in f16 anyway, so its values read 0 (+-0) whatever the codes.
+inline float finite_inverse(float d) noexcept {
+  const float inv = d != 0.0f ? 1.0f / d : 0.0f;
+  return std::isfinite(inv) ? inv : 0.0f;
+}
+
 /// GGUF Q8_0 of 32 values (read at in[i * stride]): the f16 scale, and 32 int8 into q.
 /// d = amax / 127, id = d ? 1/d : 0, q = roundf(w * id). A NaN or Inf in the block stores a
 /// NaN scale (q = 0), so every value of the block decodes to NaN.
@@ -87,7 +95,7 @@ inline std::uint16_t q8_0_encode_block(const float* in, std::int64_t stride,
     return 0x7e00u;  // NaN
   }
   const float d = amax / 127.0f;
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const float id = finite_inverse(d);
   for (int i = 0; i < 32; ++i) q[i] = static_cast<std::int8_t>(std::roundf(in[i * stride] * id));
   return f32_to_f16(d);
 }
@@ -113,7 +121,7 @@ inline std::uint16_t q4_0_encode_block(const float* in, std::int64_t stride,
     return 0x7e00u;  // NaN
   }
   const float d = max / -8.0f;
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const float id = finite_inverse(d);
   for (int i = 0; i < 32; ++i) {
     // w * id lies in [-8, 8] (up to rounding), so + 8.5 is positive and truncation is floor.
     // The product is rounded on its own (volatile: no fused multiply-add, whatever the

@@ -92,6 +92,20 @@ TEST(DTypeConversions, Q4_0BlocksMatchGgufsAlgorithm) {
   EXPECT_TRUE(clamped);
 }
 
+// A block whose largest value is below ~1e-38: 1 / d overflows, so w / d would be Inf or NaN
+// and its integer conversion undefined. Codes are then those of a zero block (scale 0 in f16).
+TEST(DTypeConversions, BlocksTooSmallForAFiniteInverseScaleEncodeAsZero) {
+  float w[32] = {};
+  w[0] = 1e-39f;  // subnormal: d = w / 127 or w / -8, and 1 / d > FLT_MAX
+  w[1] = -5e-40f;
+  std::uint8_t q4[32];
+  EXPECT_EQ(detail::q4_0_encode_block(w, 1, q4), 0x8000u);  // -0: d = max / -8 < 0
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(q4[i], 8) << i;
+  std::int8_t q8[32];
+  EXPECT_EQ(detail::q8_0_encode_block(w, 1, q8), 0x0000u);
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(q8[i], 0) << i;
+}
+
 TEST(DTypeConversions, NamesRoundTrip) {
   for (DType t : {DType::f32, DType::f16, DType::bf16, DType::q8_0, DType::q4_0})
     EXPECT_EQ(parse_dtype(dtype_name(t)), t);

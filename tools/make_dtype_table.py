@@ -7,7 +7,8 @@ and plain integer arithmetic, never with simdattn's code:
   - f32 -> bf16 (round to nearest even on the bits) for the same values,
   - GGUF Q8_0 blocks (d = amax / 127 in f32, stored as f16; id = 1 / d or 0; q = roundf(w * id),
     rounding halves away from zero) for fixed blocks,
-  - GGUF Q4_0 blocks (d = (first value of largest |w|) / -8, q = min(15, trunc(w * id + 8.5))),
+  - GGUF Q4_0 blocks (d = (first value of largest |w|) / -8, id = 1 / d or 0,
+    q = min(15, trunc(f32(w * id) + 8.5))),
 and writes them as C++ arrays to tests/unit/dtype_table.inc for tests/unit/test_dtype.cpp.
 
 Deterministic:  python3 tools/make_dtype_table.py

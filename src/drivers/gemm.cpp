@@ -221,9 +221,9 @@ bool encode_panel(const float* panel, std::int64_t k, WeightStorage s, unsigned 
         } else {
           std::uint8_t q[kQ8Block];
           d = q4_0_encode_block(in, PW, q);
-          for (std::int64_t pair = 0; pair < kQ8Block / 2; ++pair)  // q - 8 in 4 bits: q ^ 8
+          for (std::int64_t pair = 0; pair < kQ8Block / 2; ++pair)  // high: q - 8 in 4 bits
             codes[pair * PW + j] =
-                static_cast<unsigned char>((q[2 * pair] ^ 8) | ((q[2 * pair + 1] ^ 8) << 4));
+                static_cast<unsigned char>(q[2 * pair] | ((q[2 * pair + 1] ^ 8) << 4));
         }
         // The scale overflowed f16: max |w| > 65504 * 127 (q8_0) or 65504 * 8 (q4_0).
         if ((d & 0x7fffu) == 0x7c00u) {

@@ -261,9 +261,11 @@ inline xsimd::batch<float, Arch> row_vector(const unsigned char* row, int v) noe
 }
 
 /// Vector v of the two 16-wide q4_0 rows of one row pair (the 16 bytes at `pair`), before
-/// their scales: q - 8 of the even row (low nibbles) into lo, of the odd row into hi. The
-/// nibbles hold q - 8 in two's complement, so sign-extending the bytes and shifting
-/// arithmetically gives them; one widening of the bytes serves both rows.
+/// their scales: q - 8 of the even row (low nibbles, q as stored) into lo, of the odd row
+/// (high nibbles, q - 8 in two's complement) into hi. Sign-extending a byte and shifting it
+/// arithmetically gives the odd row; a mask and a subtraction the even one. One widening of the
+/// bytes serves both rows, and only one of the two rows takes a shift (on AVX-512 shifts and
+/// conversions share one port, the mask and subtraction do not).
 template <class Arch>
 inline void q4_codes(const unsigned char* pair, int v, xsimd::batch<float, Arch>& lo,
                      xsimd::batch<float, Arch>& hi) noexcept {
@@ -272,16 +274,19 @@ inline void q4_codes(const unsigned char* pair, int v, xsimd::batch<float, Arch>
 #if SIMDATTN_DEQUANT_AVX512
   (void)v;
   const __m512i b = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pair)));
-  lo = V(_mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(b, 28), 28)));
+  lo = V(_mm512_cvtepi32_ps(
+      _mm512_sub_epi32(_mm512_and_si512(b, _mm512_set1_epi32(15)), _mm512_set1_epi32(8))));
   hi = V(_mm512_cvtepi32_ps(_mm512_srai_epi32(b, 4)));
 #elif SIMDATTN_DEQUANT_AVX2
   const __m256i b =
       _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(pair + 8 * v)));
-  lo = V(_mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(b, 28), 28)));
+  lo = V(_mm256_cvtepi32_ps(
+      _mm256_sub_epi32(_mm256_and_si256(b, _mm256_set1_epi32(15)), _mm256_set1_epi32(8))));
   hi = V(_mm256_cvtepi32_ps(_mm256_srai_epi32(b, 4)));
 #elif SIMDATTN_DEQUANT_NEON
   const int8x8_t b = vld1_s8(reinterpret_cast<const std::int8_t*>(pair) + 8 * (v / 2));
-  const int16x8_t l = vmovl_s8(vshr_n_s8(vshl_n_s8(b, 4), 4)), h = vmovl_s8(vshr_n_s8(b, 4));
+  const int16x8_t l = vmovl_s8(vsub_s8(vand_s8(b, vdup_n_s8(15)), vdup_n_s8(8)));
+  const int16x8_t h = vmovl_s8(vshr_n_s8(b, 4));
   lo = V(vcvtq_f32_s32(vmovl_s16((v & 1) ? vget_high_s16(l) : vget_low_s16(l))));
   hi = V(vcvtq_f32_s32(vmovl_s16((v & 1) ? vget_high_s16(h) : vget_low_s16(h))));
 #else
@@ -291,7 +296,7 @@ inline void q4_codes(const unsigned char* pair, int v, xsimd::batch<float, Arch>
   const __m128i b8 = _mm_cvtsi32_si128(four);
   const __m128i b16 = _mm_unpacklo_epi8(b8, b8);
   const __m128i b = _mm_unpacklo_epi16(b16, b16);
-  lo = V(_mm_cvtepi32_ps(_mm_srai_epi32(_mm_slli_epi32(b, 4), 28)));
+  lo = V(_mm_cvtepi32_ps(_mm_sub_epi32(_mm_and_si128(b, _mm_set1_epi32(15)), _mm_set1_epi32(8))));
   hi = V(_mm_cvtepi32_ps(_mm_srai_epi32(b, 28)));
 #endif
 }
@@ -338,8 +343,18 @@ inline void small_m_stored_pass(std::int64_t k, const float* a, std::int64_t lda
       SIMDATTN_UNROLL for (int q = 0; q < NP; ++q)
         f16_row<Arch>(b + q * panel_bytes + blk * kQ4BlockBytes, scale + q * PW);
       const unsigned char* pairs0 = b + blk * kQ4BlockBytes + 2 * PW;
+      // Each panel's stream is short (k / 32 blocks of 288 bytes: 6.9 KB at k = 768), too short
+      // for the hardware prefetcher to ramp up; request kAhead blocks ahead, running on into the
+      // panels of the next pass (a prefetch past the matrix is harmless: it never faults).
+      constexpr std::int64_t kAhead = 4;
+      const std::int64_t ahead = (blk + kAhead) * kQ4BlockBytes;
+      const unsigned char* next =
+          ahead < panel_bytes ? b + ahead : b + NP * panel_bytes + (ahead - panel_bytes);
       for (std::int64_t pair = 0; pair < kQ8Block / 2; ++pair) {
         const std::int64_t p = blk * kQ8Block + 2 * pair;
+        if (pair * 64 < kQ4BlockBytes)
+          SIMDATTN_UNROLL for (int q = 0; q < NP; ++q)
+            __builtin_prefetch(next + q * panel_bytes + pair * 64, 0, 3);
         // Each accumulator takes row p (the low nibbles), then row p + 1 (the high ones): the
         // FMA chain of f32.
         SIMDATTN_UNROLL for (int q = 0; q < NP; ++q)

@@ -55,8 +55,9 @@ using GemmSmallMFn = void (*)(std::int64_t m, std::int64_t k, const float* a, st
 ///               then 32 rows of 16 int8; row kk's values at block + 32 + (kk % 32) * 16
 ///   q4_0        block b = kk / 32 at panel + b * 288 bytes: 16 f16 scales, then 16 row pairs
 ///               of 16 bytes; byte j of pair i holds column j of row 2i in its low nibble and of
-///               row 2i + 1 in its high nibble (so one 16-byte load feeds two consecutive rows),
-///               each as q - 8 in 4-bit two's complement (q ^ 8)
+///               row 2i + 1 in its high nibble (so one 16-byte load feeds two consecutive rows):
+///               q itself in the low nibble, q - 8 in 4-bit two's complement (q ^ 8) in the high
+///               one, so a sign-extended byte shifted right by 4 is the odd row's q - 8
 enum class WeightStorage : int { f32 = 0, f16 = 1, bf16 = 2, q8_0 = 3, q4_0 = 4 };
 inline constexpr int kWeightStorageCount = 5;
 inline constexpr std::int64_t kQ8Block = 32;  ///< the block of q8_0 and q4_0

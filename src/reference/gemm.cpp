@@ -80,8 +80,9 @@ std::vector<float> stored_values(const PackedMatrix& b) {
           std::memcpy(&h, block + 2 * col, 2);
           const std::int64_t r = p % detail::kQ8Block;
           const unsigned byte = block[2 * pw + (r / 2) * pw + col];
-          const unsigned nibble = r % 2 == 0 ? byte & 0xfu : byte >> 4;  // q ^ 8
-          const int q = static_cast<int>(nibble ^ 8u) - 8;
+          // Low nibble: q; high nibble: q ^ 8 (q - 8 in two's complement).
+          const unsigned q_code = r % 2 == 0 ? byte & 0xfu : (byte >> 4) ^ 8u;
+          const int q = static_cast<int>(q_code) - 8;
           value = detail::f16_to_f32(h) * static_cast<float>(q);  // exact: <= 15 significant bits
           break;
         }

@@ -92,14 +92,16 @@ Inputs& inputs(const Shape& s) {
   return *cache[idx];
 }
 
-void set_counters(benchmark::State& state, const Shape& s, const std::string& label) {
+// weight_B/s: the bytes of weight one product reads (f32 n x k unless the caller stores them in
+// another type), per second, in decimal units like every GB/s in the README.
+void set_counters(benchmark::State& state, const Shape& s, const std::string& label,
+                  double weight_bytes = 0.0) {
+  if (weight_bytes <= 0.0) weight_bytes = double(s.n) * double(s.k) * sizeof(float);
   state.counters["FLOP/s"] = benchmark::Counter(2.0 * double(s.m) * double(s.n) * double(s.k),
                                                 benchmark::Counter::kIsIterationInvariantRate,
                                                 benchmark::Counter::kIs1000);
-  state.counters["weight_B/s"] =
-      benchmark::Counter(double(s.n) * double(s.k) * sizeof(float),
-                         benchmark::Counter::kIsIterationInvariantRate,
-                         benchmark::Counter::kIs1024);
+  state.counters["weight_B/s"] = benchmark::Counter(
+      weight_bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
   state.SetLabel(label);
 }
 
@@ -151,7 +153,8 @@ void BM_GemmOursStored(benchmark::State& state, const Shape& s, simdattn::Isa is
   }
   set_counters(state, s,
                std::string("simdattn isa=") + simdattn::isa_name(isa) + " weights=" +
-                   simdattn::dtype_name(type) + " threads=" + std::to_string(simdattn::num_threads()));
+                   simdattn::dtype_name(type) + " threads=" + std::to_string(simdattn::num_threads()),
+               bytes);
   state.counters["weight_bytes"] = bytes;
   simdattn::set_num_threads(0);
 }

@@ -55,6 +55,13 @@ if(TARGET simdattn_cli)
     set_tests_properties(cli_run_prefill_reference cli_run_prefill_fast cli_run_gpt2
                          cli_run_kv_errors cli_decode cli_run_nonfinite
                          PROPERTIES TIMEOUT 300 LABELS cli)
+    # `difftest`: the seeds the README and the mutation check use pass, and replays of cases
+    # that once failed for the oracle's sake (float underflow under an infinite value, values
+    # that cancel, f16-subnormal q8_0 scales).
+    add_test(NAME cli_difftest
+             COMMAND ${SIMDATTN_BASH} ${cli_dir}/difftest.sh $<TARGET_FILE:simdattn_cli>
+                     ${Python3_EXECUTABLE})
+    set_tests_properties(cli_difftest PROPERTIES TIMEOUT 600 LABELS cli)
     # `bench gemm` / `bench mha`: JSON fields and their arithmetic, text form, flag errors.
     add_test(NAME cli_bench
              COMMAND ${SIMDATTN_BASH} ${cli_dir}/bench.sh $<TARGET_FILE:simdattn_cli>

@@ -16,14 +16,20 @@
 //   KV storage   a cache in f16 / bf16 holds each K and V value rounded to nearest: dk and dv
 //                grow by half an ulp of (|k| + dk), 2^-11 or 2^-8 relative (plus half the
 //                smallest f16 subnormal, 2^-25); q8_0 holds a 32-value block of a head's row
-//                as f16(d) * q, d = amax / 127: off by d / 2 (rounding q) + 127 d 2^-11 (f16's
-//                rounding of d), with amax taken over |k| + dk of the block
+//                as f16(d) * q, d = amax / 127: off by d / 2 (rounding q) + 127 max(d 2^-11,
+//                2^-25) (f16's rounding of d, absolute once d is subnormal in f16), with amax
+//                taken over |k| + dk of the block
 // times 1.5. Nothing in it is a worst case over the whole case: a score that is large only
 // where the softmax gives it no weight costs nothing elsewhere. Where the analysis allows more
 // than 1/16 of the range an answer can take (a context element is an average of its values, so
 // max |v|; then through out_proj), the case is ill-conditioned (logits so large that a score's
 // rounding moves the softmax): the bound is capped there and the cap is counted, so no bound
-// admits any answer of the right size.
+// admits any answer of the right size. The range counts each value with its own error
+// (|v| + dv): a value that cancels to near zero in the projection still lies anywhere within
+// dv of it in float.
+//
+// An infinite value under a weight that may come out below FLT_MIN in float is flagged
+// (OracleResult::underflow): there float arithmetic may multiply it by an underflowed 0.
 #include "difftest_oracle.hpp"
 
 #include <algorithm>
@@ -37,6 +43,7 @@ constexpr double kU = 1.0 / 16777216.0;  // 2^-24
 constexpr double kSafety = 1.5;
 constexpr double kCap = 1.0 / 16.0;
 constexpr double kFloor = 4.0 * 1.17549435e-38;  // results the kernels flush below FLT_MIN
+constexpr double kFltMin = 1.17549435e-38;
 
 /// flush: what results below FLT_MIN, which the kernels may flush to 0, can add up to; the cap
 /// never goes below it.
@@ -97,6 +104,7 @@ OracleResult attention_oracle(const OracleProblem& p) {
   OracleResult r;
   r.y.assign(static_cast<std::size_t>(p.batch * T * out_dim), 0.0);
   r.bound.assign(r.y.size(), 0.0);
+  r.underflow.assign(r.y.size(), 0);
   const auto at = [](std::int64_t row, std::int64_t cols, std::int64_t col) {
     return static_cast<std::size_t>(row * cols + col);
   };
@@ -104,6 +112,7 @@ OracleResult attention_oracle(const OracleProblem& p) {
   std::vector<double> k(static_cast<std::size_t>(T * kvd)), v(k.size()), dk(k.size()), dv(k.size());
   std::vector<double> ctx(q.size()), dctx(q.size()), actx(q.size()), fctx(q.size()),
       rctx(q.size());
+  std::vector<unsigned char> uctx(q.size());
   std::vector<double> s(static_cast<std::size_t>(T)), ds(s.size()), w(s.size()), dw(s.size());
 
   for (std::int64_t b = 0; b < p.batch; ++b) {
@@ -168,7 +177,10 @@ OracleResult attention_oracle(const OracleProblem& p) {
               double amax = 0.0;
               for (std::int64_t c = c0 + 32 * blk; c < c0 + 32 * blk + 32; ++c)
                 amax = std::max(amax, std::fabs(val[at(t, kvd, c)]) + err[at(t, kvd, c)]);
-              const double step = (0.5 + 127.0 / 2048.0) * amax / 127.0;
+              // Rounding q (d / 2), then f16's rounding of d for |q| <= 127: half an ulp,
+              // 2^-11 relative, or 2^-25 absolute once d is an f16 subnormal (d < 2^-14).
+              const double d = amax / 127.0;
+              const double step = 0.5 * d + 127.0 * std::max(d / 2048.0, 1.0 / 33554432.0);
               for (std::int64_t c = c0 + 32 * blk; c < c0 + 32 * blk + 32; ++c)
                 err[at(t, kvd, c)] += step;
             }
@@ -207,6 +219,7 @@ OracleResult attention_oracle(const OracleProblem& p) {
         for (std::int64_t c = h * hd; c < (h + 1) * hd; ++c) {
           const std::int64_t cv = (h / group) * hd + (c - h * hd);
           double acc = 0.0, err = 0.0, mag = 0.0, flushed = 0.0, range = 0.0;
+          unsigned char underflow = 0;
           for (std::int64_t j = 0; j < n; ++j) {
             double keep = 1.0;
             if (p.dropout.active())
@@ -217,9 +230,11 @@ OracleResult attention_oracle(const OracleProblem& p) {
                          ? p.dropout.keep_scale()
                          : 0.0;
             const double vj = v[at(lo + j, kvd, cv)];
-            if (std::isfinite(vj)) range = std::max(range, keep * std::fabs(vj));
+            if (std::isfinite(vj))
+              range = std::max(range, keep * (std::fabs(vj) + dv[at(lo + j, kvd, cv)]));
             acc += w[j] * keep * vj;  // NaN * 0 stays NaN, as torch's dropout
             if (w[j] * keep == 0.0 && dw[j] == 0.0) continue;  // exactly nothing, even for inf v
+            if (std::isinf(vj) && keep * (w[j] - dw[j]) < 2.0 * kFltMin) underflow = 1;
             flushed += keep * std::fabs(vj);  // a weight below FLT_MIN may come out 0
             mag += w[j] * keep * std::fabs(vj);
             err += keep * (dw[j] * std::fabs(vj) + w[j] * dv[at(lo + j, kvd, cv)]);
@@ -232,6 +247,7 @@ OracleResult attention_oracle(const OracleProblem& p) {
           dctx[at(t, inner, c)] = err + static_cast<double>(n + 3) * kU * mag;
           fctx[at(t, inner, c)] = kFloor * flushed;
           rctx[at(t, inner, c)] = range;
+          uctx[at(t, inner, c)] = underflow;
         }
       }
 
@@ -244,6 +260,7 @@ OracleResult attention_oracle(const OracleProblem& p) {
         const bool stored = p.kv_type != DType::f32;
         if (p.wo == nullptr) {
           r.y[i] = ctx[at(t, inner, o)];
+          r.underflow[i] = uctx[at(t, inner, o)];
           const double mag = actx[at(t, inner, o)];
           r.bound[i] = finish_bound(dctx[at(t, inner, o)] + kU * mag, mag,
                                     stored ? inf : rctx[at(t, inner, o)], fctx[at(t, inner, o)],
@@ -259,6 +276,7 @@ OracleResult attention_oracle(const OracleProblem& p) {
           err += std::fabs(wc) * (dctx[at(t, inner, c)] + kU * std::fabs(cc));
           flush += std::fabs(wc) * fctx[at(t, inner, c)];
           range += std::fabs(wc) * rctx[at(t, inner, c)];
+          if (wc != 0.0 && uctx[at(t, inner, c)]) r.underflow[i] = 1;
         }
         r.y[i] = acc;
         r.bound[i] = finish_bound(err + static_cast<double>(inner + 2) * kU * mag, mag,

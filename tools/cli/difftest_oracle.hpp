@@ -52,6 +52,11 @@ struct OracleProblem {
 struct OracleResult {
   std::vector<double> y, bound;
   std::int64_t capped = 0;  ///< elements whose bound was capped (see the .cpp)
+  /// Per element (attention cases; empty otherwise): 1 where an infinite value sits under a
+  /// softmax weight that may come out below FLT_MIN in float. Exact arithmetic gives +-inf
+  /// there (the weight is positive), float arithmetic may give 0 * inf = NaN (the fast path,
+  /// float32 PyTorch); the reference, in double, gives +-inf.
+  std::vector<unsigned char> underflow;
 };
 
 OracleResult attention_oracle(const OracleProblem& p);

@@ -311,12 +311,19 @@ inline constexpr int kStreamLocality = 1;
 /// of its NP panels kAhead blocks ahead, one line per depth step. Near a panel's end the
 /// requests run on into the panels of the next pass, which follow these NP (a request past the
 /// matrix is harmless: a prefetch never faults). Templates on Arch, as every helper here.
+/// stream_ahead: byte `offset` of a pass's first panel, or, past the panel's end, that far into
+/// the first panel of the next pass (the f16/bf16 passes use it too).
+template <class Arch, int NP>
+inline const unsigned char* stream_ahead(const unsigned char* b, std::int64_t panel_bytes,
+                                         std::int64_t offset) noexcept {
+  return offset < panel_bytes ? b + offset : b + NP * panel_bytes + (offset - panel_bytes);
+}
+
 template <class Arch, int NP>
 inline const unsigned char* block_ahead(const unsigned char* b, std::int64_t panel_bytes,
                                         std::int64_t blk, std::int64_t block_bytes) noexcept {
   constexpr std::int64_t kAhead = 4;
-  const std::int64_t ahead = (blk + kAhead) * block_bytes;
-  return ahead < panel_bytes ? b + ahead : b + NP * panel_bytes + (ahead - panel_bytes);
+  return stream_ahead<Arch, NP>(b, panel_bytes, (blk + kAhead) * block_bytes);
 }
 
 /// Line `line` of the block at `next` in each of the NP panels (none once past the block).
@@ -400,9 +407,7 @@ inline void small_m_stored_pass(std::int64_t k, const float* a, std::int64_t lda
       // memory: f16 0.15-0.20 -> 0.14 ms; the hardware prefetcher alone kept NP streams short).
       constexpr std::int64_t kHalfAhead = 128;
       if ((p & 1) == 0) {
-        const std::int64_t off = (p + kHalfAhead) * PW * 2;
-        const unsigned char* at =
-            off < panel_bytes ? b + off : b + NP * panel_bytes + (off - panel_bytes);
+        const unsigned char* at = stream_ahead<Arch, NP>(b, panel_bytes, (p + kHalfAhead) * PW * 2);
         SIMDATTN_UNROLL for (int q = 0; q < NP; ++q)
           __builtin_prefetch(at + q * panel_bytes, 0, kStreamLocality);
       }

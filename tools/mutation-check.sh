@@ -37,8 +37,7 @@ cli=$work/build/tools/simdattn
 # LlamaAttention's run takes as many cases as the chapter's (it was capped at 1500 while
 # difftest failed an Inf value under a weight that underflows in float but not in double: an
 # element now flagged by the oracle, both answers accepted and counted).
-llama_cases=$cases
-{ "$cli" difftest --cases "$cases" && "$cli" difftest --module llama --cases "$llama_cases"; } >"$work/baseline-difftest.log" 2>&1 || { echo "mutation-check: the unmutated difftest fails" >&2; tail "$work/baseline-difftest.log"; exit 1; }
+{ "$cli" difftest --cases "$cases" && "$cli" difftest --module llama --cases "$cases"; } >"$work/baseline-difftest.log" 2>&1 || { echo "mutation-check: the unmutated difftest fails" >&2; tail "$work/baseline-difftest.log"; exit 1; }
 
 # id|file|description, then the exact text to replace and its replacement (python literals).
 mutants=$(cat <<'EOF'
@@ -197,7 +196,7 @@ while IFS= read -r -d $'\x1e' block; do
     timeout 600 "$tests" --gtest_brief=1 >"$work/unit-$id.log" 2>&1 || unit=killed
     # The chapter-3 modules and the softmax (`all`), then LlamaAttention (its own run).
     { timeout 600 "$cli" difftest --cases "$cases" &&
-        timeout 600 "$cli" difftest --module llama --cases "$llama_cases"; } >"$work/difftest-$id.log" 2>&1 ||
+        timeout 600 "$cli" difftest --module llama --cases "$cases"; } >"$work/difftest-$id.log" 2>&1 ||
       diff=killed
   fi
   cat "$work/original" >"$work/tree/$file"  # new mtime: make rebuilds the restored file
